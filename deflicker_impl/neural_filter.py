@@ -1,0 +1,227 @@
+"""The NeuralFilter stage: frames + atlas frames -> filtered frames.
+
+`apply_neural_filter(frames, atlas_frames, config)` runs the trained NeuralFilterNet over a clip
+chunk by chunk (bounded memory: only one chunk lives on the device; the result is assembled on
+the CPU), and splits very large frames into overlapping tiles that are blended with linear ramps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from .device import resolve_device
+from .errors import DeflickerInputError, WeightsError
+from .filter_net import FilterNetConfig, NeuralFilterNet
+from .weights import default_weights_path, load_weights, read_weights_metadata
+
+WEIGHTS_KIND = "neural_filter"
+DEFAULT_WEIGHTS_NAME = "neural_filter.safetensors"
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class FilterConfig:
+    """How to run the neural filter."""
+
+    weights_path: str | os.PathLike | None = None  # None: the shipped weights/neural_filter...
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    chunk_size: int | None = None  # frames per chunk; None: as many as fit `chunk_pixels`
+    chunk_pixels: int = 1 << 20  # pixel budget of an automatic chunk (~0.4 s on a 2-core CPU)
+    tile_size: int = 1024  # frames with a side above this are filtered in tiles; 0: never
+    tile_overlap: int = 128  # pixels shared by neighbouring tiles, blended linearly
+    dtype: str = "float32"  # "float32" | "float16" | "bfloat16" (half types: GPU only)
+
+    def resolved_weights_path(self) -> Path:
+        if self.weights_path is None or str(self.weights_path) == "":
+            return default_weights_path(DEFAULT_WEIGHTS_NAME)
+        return Path(self.weights_path)
+
+
+def load_neural_filter(config: FilterConfig | None = None) -> NeuralFilterNet:
+    """The network described by the weights file, loaded, in eval mode on the chosen device.
+
+    Cached per (file, its modification time and size, device, dtype): nodes call this on every
+    run and a re-exported file is picked up.
+    """
+    cfg = config or FilterConfig()
+    path = cfg.resolved_weights_path().expanduser().resolve()
+    device = resolve_device(cfg.device)
+    dtype = _resolve_dtype(cfg.dtype, device)
+    if not path.is_file():
+        raise WeightsError(
+            f"Neural filter weights {path} not found. The pack ships "
+            f"weights/{DEFAULT_WEIGHTS_NAME}; put it back, pick another file, or train one with "
+            "`python -m deflicker_impl.train filter ... --export FILE`."
+        )
+    stat = path.stat()
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, str(device), dtype)
+
+
+@lru_cache(maxsize=4)
+def _load_cached(
+    path: str, mtime_ns: int, size: int, device: str, dtype: torch.dtype
+) -> NeuralFilterNet:
+    meta = read_weights_metadata(path, kind=WEIGHTS_KIND)
+    try:
+        arch = FilterNetConfig.from_json(meta["arch"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(
+            f"Weights file {path} has no valid network description ('arch' metadata): {exc}. "
+            "Export it with the training command of this pack."
+        ) from exc
+    net = NeuralFilterNet(arch)
+    load_weights(path, net, kind=WEIGHTS_KIND)
+    net = net.to(device=torch.device(device), dtype=dtype).eval()
+    net.requires_grad_(False)
+    return net
+
+
+def apply_neural_filter(
+    frames: torch.Tensor,
+    atlas_frames: torch.Tensor,
+    config: FilterConfig | None = None,
+    on_progress: ProgressCallback | None = None,
+    net: NeuralFilterNet | None = None,
+) -> torch.Tensor:
+    """Filter a clip: frames [T,H,W,3] and atlas frames [T,H,W,3] in 0..1 -> [T,H,W,3] float32
+    on the CPU, same size as the input (never resized).
+
+    `net` overrides the weights in `config` (tests, training). `on_progress(done, total)` is
+    called after every chunk and tile, counting frames; it may raise to cancel.
+    """
+    cfg = config or FilterConfig()
+    _check_pair(frames, atlas_frames)
+    if net is None:
+        net = load_neural_filter(cfg)
+    device = next(net.parameters()).device
+    dtype = next(net.parameters()).dtype
+
+    t, h, w = frames.shape[:3]
+    chunk = cfg.chunk_size or max(1, cfg.chunk_pixels // (h * w))
+    if chunk < 1:
+        raise DeflickerInputError(f"chunk_size must be at least 1, got {cfg.chunk_size}.")
+    result = torch.empty((t, h, w, 3), dtype=torch.float32)
+    for start in range(0, t, chunk):
+        stop = min(t, start + chunk)
+        frame = _chunk_as_batch(frames, start, stop, "frames", device, dtype)
+        atlas = _chunk_as_batch(atlas_frames, start, stop, "atlas_frames", device, dtype)
+
+        def tile_done(start=start):
+            if on_progress is not None:
+                on_progress(start, t)
+
+        with torch.inference_mode():
+            out = _filter_tiled(net, frame, atlas, cfg.tile_size, cfg.tile_overlap, tile_done)
+        result[start:stop] = out.permute(0, 2, 3, 1).to("cpu", torch.float32)
+        if on_progress is not None:
+            on_progress(stop, t)
+    return result
+
+
+def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name not in DTYPES:
+        raise DeflickerInputError(f"Unknown dtype {name!r}; use one of {sorted(DTYPES)}.")
+    dtype = DTYPES[name]
+    if device.type == "cpu" and dtype == torch.float16:
+        raise DeflickerInputError(
+            "float16 is not supported on the CPU (slow and imprecise there); use float32."
+        )
+    return dtype
+
+
+def _check_pair(frames: torch.Tensor, atlas_frames: torch.Tensor) -> None:
+    for name, clip in (("frames", frames), ("atlas_frames", atlas_frames)):
+        if not isinstance(clip, torch.Tensor):
+            raise DeflickerInputError(
+                f"{name} must be a tensor [T,H,W,3], got {type(clip).__name__}."
+            )
+        if clip.ndim != 4 or clip.shape[-1] not in (1, 3, 4):
+            raise DeflickerInputError(
+                f"{name} must have shape [frames, height, width, 3], got {tuple(clip.shape)}. "
+                "A [T,3,H,W] tensor must be permuted to [T,H,W,3]."
+            )
+        if min(clip.shape[:3]) < 1:
+            raise DeflickerInputError(f"{name} is empty: shape {tuple(clip.shape)}.")
+    if frames.shape[:3] != atlas_frames.shape[:3]:
+        raise DeflickerInputError(
+            f"frames {tuple(frames.shape[:3])} and atlas_frames {tuple(atlas_frames.shape[:3])} "
+            "differ in frame count or size (T,H,W). The atlas frames must be rendered from the "
+            "atlas fitted to these very frames, at their size."
+        )
+
+
+def _chunk_as_batch(
+    clip: torch.Tensor, start: int, stop: int, name: str, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """clip[start:stop] [t,H,W,C] (C in 1/3/4, float 0..1 or uint8) -> [t,3,H,W] on device."""
+    part = clip[start:stop]
+    if not part.dtype.is_floating_point:
+        part = part.float() / 255.0
+    part = part.float()
+    bad = ~torch.isfinite(part).flatten(1).all(dim=1)
+    if bool(bad.any()):
+        index = start + int(bad.nonzero()[0])
+        raise DeflickerInputError(
+            f"{name} frame {index} contains NaN or infinite values; fix the node that produced "
+            "it (often a VAE decode in fp16)."
+        )
+    if part.shape[-1] == 1:
+        part = part.expand(-1, -1, -1, 3)
+    part = part[..., :3].clamp(0.0, 1.0)
+    return part.permute(0, 3, 1, 2).to(device=device, dtype=dtype).contiguous()
+
+
+def _filter_tiled(
+    net: NeuralFilterNet,
+    frame: torch.Tensor,
+    atlas: torch.Tensor,
+    tile: int,
+    overlap: int,
+    on_tile: Callable[[], None],
+) -> torch.Tensor:
+    """Run the net on [N,3,H,W]; frames larger than `tile` go in overlapping tiles."""
+    h, w = frame.shape[-2:]
+    if tile <= 0 or (h <= tile and w <= tile):
+        return net(frame, atlas)
+    overlap = max(0, min(overlap, tile // 2))
+    out = torch.zeros_like(frame)
+    weight = torch.zeros_like(frame[:, :1])
+    for y0 in _tile_starts(h, tile, overlap):
+        for x0 in _tile_starts(w, tile, overlap):
+            y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
+            piece = net(frame[..., y0:y1, x0:x1], atlas[..., y0:y1, x0:x1])
+            ramp_y = _ramp(y1 - y0, overlap, y0 > 0, y1 < h, frame)
+            ramp_x = _ramp(x1 - x0, overlap, x0 > 0, x1 < w, frame)
+            mask = ramp_y[:, None] * ramp_x[None, :]
+            out[..., y0:y1, x0:x1] += piece * mask
+            weight[..., y0:y1, x0:x1] += mask
+            on_tile()
+    return out / weight
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step))
+    return starts + [size - tile]
+
+
+def _ramp(length: int, overlap: int, fade_in: bool, fade_out: bool, like: torch.Tensor):
+    """[length] weights: linear ramps over `overlap` pixels at the sides shared with a neighbour."""
+    ramp = torch.ones(length, device=like.device, dtype=like.dtype)
+    if overlap > 0:
+        edge = torch.arange(1, overlap + 1, device=like.device, dtype=like.dtype) / (overlap + 1)
+        if fade_in:
+            ramp[:overlap] = torch.minimum(ramp[:overlap], edge)
+        if fade_out:
+            ramp[-overlap:] = torch.minimum(ramp[-overlap:], edge.flip(0))
+    return ramp

@@ -1,0 +1,1 @@
+"""Training commands: `python -m deflicker_impl.train <trainer> ...` (see __main__.py)."""

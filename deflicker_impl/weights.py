@@ -1,0 +1,142 @@
+"""Saving and loading network weights (safetensors only, never pickle).
+
+A weights file carries its own description in the safetensors metadata (string -> string):
+`kind` (which network it is for, e.g. "neural_filter"), `arch` (the network config as JSON),
+and whatever the trainer adds (steps, seed, data, validation figures). Loading checks all of it
+and turns every failure into a WeightsError that names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .errors import WeightsError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_weights_path(name: str) -> Path:
+    """The shipped weights file `name` in the pack's weights/ folder."""
+    return REPO_ROOT / "weights" / name
+
+
+def save_weights(
+    path: str | os.PathLike,
+    model: nn.Module,
+    kind: str,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the model's state dict as safetensors with {"kind", "arch", **metadata}.
+
+    Non-string metadata values are stored as JSON. The file is written to a temporary name and
+    renamed, so a crash never leaves a half-written file under the real name.
+    """
+    path = Path(path)
+    meta = {key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in (metadata or {}).items()}
+    meta["kind"] = kind
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "to_json"):
+        meta["arch"] = config.to_json()
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_weights_metadata(path: str | os.PathLike, kind: str | None = None) -> dict[str, str]:
+    """The metadata of a weights file, after checking that it exists, is a readable safetensors
+    file and (when `kind` is given) was made for that kind of network."""
+    path = Path(path)
+    with _open(path) as handle:
+        meta = dict(handle.metadata() or {})
+    _check_kind(path, meta, kind)
+    return meta
+
+
+def load_weights(path: str | os.PathLike, model: nn.Module, kind: str) -> dict[str, str]:
+    """Load a safetensors file into `model` (in place) and return its metadata.
+
+    Raises WeightsError naming the file when it is missing, unreadable (truncated, corrupt, not
+    safetensors), made for another kind of network, or has missing/unexpected/mis-shaped tensors.
+    """
+    path = Path(path)
+    expected = model.state_dict()
+    with _open(path) as handle:
+        meta = dict(handle.metadata() or {})
+        _check_kind(path, meta, kind)
+        names = set(handle.keys())
+        missing = sorted(set(expected) - names)
+        unexpected = sorted(names - set(expected))
+        if missing or unexpected:
+            raise WeightsError(
+                f"Weights file {path} does not fit this {kind} network: "
+                f"{len(missing)} tensor(s) missing (e.g. {missing[:3]}), {len(unexpected)} "
+                f"unexpected (e.g. {unexpected[:3]}). It was made for another network or "
+                "version; use the file shipped with this pack or retrain."
+            )
+        tensors = {}
+        for name in expected:
+            try:
+                tensor = handle.get_tensor(name)
+            except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+                raise WeightsError(
+                    f"Weights file {path} is damaged (tensor {name!r} cannot be read: {exc}). "
+                    "Re-download or re-export it."
+                ) from exc
+            if tuple(tensor.shape) != tuple(expected[name].shape):
+                raise WeightsError(
+                    f"Weights file {path} has tensor {name!r} of shape {tuple(tensor.shape)}, "
+                    f"but this network needs {tuple(expected[name].shape)}. The file was made "
+                    "for a network of another size; use a matching file or retrain."
+                )
+            tensors[name] = tensor
+    model.load_state_dict(tensors, strict=True)
+    return meta
+
+
+@contextmanager
+def _open(path: Path) -> Iterator:
+    """safe_open, with WeightsError for a missing or unreadable file."""
+    if not path.is_file():
+        raise WeightsError(
+            f"Weights file {path} not found. Put the file there, or choose another file "
+            "(shipped weights live in the pack's weights/ folder)."
+        )
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(
+            f"Weights file {path} cannot be read as safetensors ({exc}). It is probably "
+            "truncated or corrupt (an interrupted download or copy); replace it."
+        ) from exc
+    with handle as opened:
+        yield opened
+
+
+def _check_kind(path: Path, meta: Mapping[str, str], kind: str | None) -> None:
+    if kind is None:
+        return
+    found = meta.get("kind")
+    if found != kind:
+        raise WeightsError(
+            f"Weights file {path} is for {found or 'an unknown network'!s}, not for {kind}. "
+            f"Pick a {kind} weights file."
+        )
