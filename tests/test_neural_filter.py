@@ -249,7 +249,8 @@ def _smoke_options(tmp_path: Path, out: str, **overrides) -> FilterTrainOptions:
     base = FilterTrainOptions(
         out=str(tmp_path / out), images=[str(images)], steps=40, batch=4, crop=32, lr=3e-3,
         warmup=5, seed=0, device="cpu", val_fraction=0.2, val_samples=8, val_every=20,
-        log_every=10, checkpoint_every=20, widths=SMALL.widths, head_width=SMALL.head_width)
+        log_every=10, checkpoint_every=20, val_crop=32, widths=SMALL.widths,
+        head_width=SMALL.head_width)
     return dataclasses.replace(base, **overrides)
 
 

@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -57,12 +57,14 @@ class FilterTrainOptions:
     lr: float = 1e-3
     final_lr_fraction: float = 0.05  # cosine decay from lr to lr * this
     warmup: int = 200
+    clip_grad: float = 1.0  # max gradient norm (a safety net: no normalisation layers)
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
     amp: bool = False  # bfloat16 autocast on CUDA
     val_fraction: float = 0.1
     val_samples: int = 64
+    val_crop: int = 128  # fixed, not --crop, so runs with other crops compare on the same pairs
     val_every: int = 500
     log_every: int = 50
     checkpoint_every: int = 500
@@ -87,6 +89,8 @@ def train_filter(opts: FilterTrainOptions) -> dict:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = resolve_device(opts.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convs
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -94,7 +98,7 @@ def train_filter(opts: FilterTrainOptions) -> dict:
     train_bank, val_bank = bank.split(opts.val_fraction)
     if len(train_bank) == 0:
         raise DeflickerInputError("No training images left after the validation split.")
-    val_set = build_validation_set(val_bank, opts.val_samples, opts.crop, opts.min_scale)
+    val_set = build_validation_set(val_bank, opts.val_samples, opts.val_crop, opts.min_scale)
 
     torch.manual_seed(opts.seed)  # network initialisation
     net = NeuralFilterNet(FilterNetConfig(widths=opts.widths, head_width=opts.head_width))
@@ -125,7 +129,8 @@ def train_filter(opts: FilterTrainOptions) -> dict:
     started = time.perf_counter()
     budget_s = opts.max_minutes * 60 if opts.max_minutes else None
     loss_sum = torch.zeros((), device=device)
-    loss_count = 0
+    grad_sum = torch.zeros((), device=device)
+    loss_count = skipped = 0
     last_val: dict = {}
 
     def elapsed() -> float:
@@ -147,15 +152,25 @@ def train_filter(opts: FilterTrainOptions) -> dict:
         loss = (output.float() - pair.target).abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), opts.clip_grad)
+        if not bool(torch.isfinite(grad_norm)):
+            _log(out, {"event": "skipped_step", "step": step, "reason": "non-finite gradient"})
+            skipped += 1
+            if skipped > 100:
+                raise RuntimeError("Training diverged: over 100 steps with non-finite gradients.")
+            continue
         optimizer.step()
         step += 1
         loss_sum += loss.detach()
+        grad_sum += grad_norm.detach()
         loss_count += 1
 
         if step % opts.log_every == 0 or step == opts.steps:
             record = {"step": step, "loss": round(float(loss_sum) / loss_count, 6),
+                      "grad_norm": round(float(grad_sum) / loss_count, 4),
                       "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(elapsed(), 1)}
             loss_sum.zero_()
+            grad_sum.zero_()
             loss_count = 0
             if opts.val_every and step % opts.val_every == 0:
                 last_val = evaluate(net, val_set)
@@ -332,13 +347,16 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, default=d.crop)
     p.add_argument("--min-scale", type=float, default=d.min_scale)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--final-lr-fraction", type=float, default=d.final_lr_fraction)
     p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--clip-grad", type=float, default=d.clip_grad)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--val-samples", type=int, default=d.val_samples)
+    p.add_argument("--val-crop", type=int, default=d.val_crop)
     p.add_argument("--val-every", type=int, default=d.val_every)
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
@@ -355,17 +373,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    opts = FilterTrainOptions(
-        out=args.out, images=args.images, video_frames=args.video_frames, cache=args.cache,
-        procedural=args.procedural, steps=args.steps, batch=args.batch, crop=args.crop,
-        min_scale=args.min_scale, lr=args.lr, warmup=args.warmup, seed=args.seed,
-        device=args.device, threads=args.threads, amp=args.amp,
-        val_fraction=args.val_fraction, val_samples=args.val_samples, val_every=args.val_every,
-        log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        max_minutes=args.max_minutes, session_steps=args.session_steps, resume=args.resume, export=args.export,
-        max_side=args.max_side, widths=tuple(int(w) for w in args.widths.split(",")),
-        head_width=args.head_width,
-    )
+    values = {f.name: getattr(args, f.name) for f in fields(FilterTrainOptions)
+              if hasattr(args, f.name)}
+    values["widths"] = tuple(int(w) for w in args.widths.split(","))
+    opts = FilterTrainOptions(**values)
     try:
         train_filter(opts)
     except DeflickerInputError as exc:
