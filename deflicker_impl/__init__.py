@@ -1,0 +1,23 @@
+"""Neural Atlas Deflicker: blind video deflickering in pure PyTorch.
+
+Stages (Lei et al., CVPR 2023, re-implemented): a flawed neural atlas per clip (`fit_atlas`),
+a neural filter that takes structure from the frame and colour from the atlas, and a recurrent
+local refinement. This package never imports ComfyUI; `nodes/` adapts it.
+"""
+
+from .atlas import AtlasConfig, NeuralAtlas, fit_atlas, render_atlas_frames
+from .clip import prepare_clip
+from .errors import DeflickerCancelled, DeflickerInputError, WeightsError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AtlasConfig",
+    "NeuralAtlas",
+    "fit_atlas",
+    "render_atlas_frames",
+    "prepare_clip",
+    "DeflickerInputError",
+    "DeflickerCancelled",
+    "WeightsError",
+]

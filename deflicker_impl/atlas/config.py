@@ -1,0 +1,46 @@
+"""Configuration of the atlas stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+PRESETS = ("fast", "paper")
+
+
+@dataclass(frozen=True)
+class AtlasConfig:
+    """How a neural atlas is fitted to a clip.
+
+    preset "fast" (default): an explicit RGB texture plus, per frame, a similarity transform and a
+    coarse deformation grid, fitted at low resolution (the atlas only has to carry colour, not
+    detail) and then rendered at the input's full size. preset "paper": the public
+    configuration of Lei et al. (coordinate MLPs), kept as the reference; slow on a CPU.
+    """
+
+    preset: str = "fast"
+    iterations: int = 0  # 0: the preset's default (fast: 300, paper: 10001)
+    seed: int = 0
+    device: str = "auto"
+    # Long side of the clip while fitting; the render is always at the input's own size.
+    fit_long_side: int = 160
+    # Longest side of the rendered atlas texture, in texels (caps memory on 4K input).
+    atlas_resolution: int = 1024
+    # fast preset ------------------------------------------------------------------------------
+    grid_cells: int = 6  # deformation grid cells along the frame's long side
+    flow_weight: float = 0.02  # flow-consistency term (per squared fit pixel): removes drift
+    smooth_weight: float = 0.5  # keeps the deformation grid smooth
+    pixels_per_frame: int = 2048  # random pixels per frame and step (0: all)
+    texture_lr: float = 0.03
+    mapping_lr: float = 2e-3
+    backprojection_steps: int = 3  # sharpening of the full-resolution texture after the fit
+    # paper preset -----------------------------------------------------------------------------
+    paper_samples: int = 10000  # random pixels per iteration
+    paper_lr: float = 1e-4
+
+    def resolved_iterations(self) -> int:
+        if self.iterations > 0:
+            return int(self.iterations)
+        return 300 if self.preset == "fast" else 10001
+
+    def with_overrides(self, **kwargs) -> AtlasConfig:
+        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})

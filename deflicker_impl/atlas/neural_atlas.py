@@ -1,0 +1,51 @@
+"""The fitted atlas as one object: what FitNeuralAtlas returns and later stages consume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import AtlasConfig
+
+
+@dataclass
+class NeuralAtlas:
+    """A fitted atlas of a clip of `num_frames` frames of size `frame_hw` (H, W).
+
+    `model` renders frames and a texture preview (TextureAtlasModel or MLPAtlasModel); it lives
+    on the CPU between uses so that it can travel between ComfyUI nodes.
+    `stats` records the fit (seconds, iterations, final losses) for reports.
+    """
+
+    config: AtlasConfig
+    num_frames: int
+    frame_hw: tuple[int, int]
+    model: object
+    stats: dict = field(default_factory=dict)
+
+    def render(self, start: int, stop: int, device: torch.device | None = None) -> torch.Tensor:
+        """Atlas reconstruction of frames [start, stop) at the clip's size -> [n,H,W,3] on CPU."""
+        return self.model.render(start, stop, self.frame_hw, device)
+
+    def texture_preview(self) -> torch.Tensor:
+        """The shared atlas image as [1,h,w,3] in 0..1."""
+        return self.model.texture_preview()
+
+
+def render_atlas_frames(
+    atlas: NeuralAtlas,
+    chunk: int = 8,
+    device: torch.device | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Render every frame of the atlas at the clip's own size -> [T,H,W,3] float32 on CPU."""
+    h, w = atlas.frame_hw
+    out = torch.empty(atlas.num_frames, h, w, 3)
+    for start in range(0, atlas.num_frames, chunk):
+        stop = min(start + chunk, atlas.num_frames)
+        out[start:stop] = atlas.render(start, stop, device)
+        if on_progress is not None:
+            on_progress(stop, atlas.num_frames)
+    return out

@@ -1,0 +1,123 @@
+"""The fast atlas: an explicit RGB texture read through per-frame deformations.
+
+Mapping of frame t (frame coordinates q, see coords.py, to atlas coordinates a):
+    a = s_t R(theta_t) q + c_t + D_t(q)
+a similarity transform (camera motion) plus a coarse bilinear deformation grid D_t (parallax,
+slow non-rigid motion). The texture is one image for the whole clip, so every frame rendered
+from it has the same colours: that is what removes the flicker. Structure is only approximate
+(coarse deformations cannot follow every motion), which the neural filter later repairs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .coords import to_grid_sample
+
+
+class DeformationMapping(nn.Module):
+    """Per-frame similarity + coarse deformation grid, mapping frame to atlas coordinates.
+
+    Parameters: log_scale [T], angle [T], shift [T,2], grid [T,2,gh,gw] (atlas units).
+    """
+
+    def __init__(self, num_frames: int, grid_hw: tuple[int, int], frame_hw: tuple[int, int]):
+        super().__init__()
+        self.frame_hw = frame_hw
+        self.log_scale = nn.Parameter(torch.zeros(num_frames))
+        self.angle = nn.Parameter(torch.zeros(num_frames))
+        self.shift = nn.Parameter(torch.zeros(num_frames, 2))
+        self.grid = nn.Parameter(torch.zeros(num_frames, 2, *grid_hw))
+
+    def set_similarities(self, scale: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor):
+        with torch.no_grad():
+            self.log_scale.copy_(scale.log())
+            self.angle.copy_(angle)
+            self.shift.copy_(shift)
+
+    def linear_part(self, frames: torch.Tensor) -> torch.Tensor:
+        """[n] frame indices -> [n,2,2] scaled rotations."""
+        s = self.log_scale[frames].exp()
+        c, si = torch.cos(self.angle[frames]), torch.sin(self.angle[frames])
+        return torch.stack((torch.stack((c, -si), -1), torch.stack((si, c), -1)), -2) * s[:, None, None]
+
+    def forward(self, frames: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Atlas coordinates of points q [n,...,2] in frames [n] -> [n,...,2]."""
+        n = q.shape[0]
+        pts = q.reshape(n, -1, 2)
+        lin = torch.einsum("nij,npj->npi", self.linear_part(frames), pts)
+        h, w = self.frame_hw
+        # Grid nodes sit on the frame's corners (align_corners=True over the frame extent).
+        g = to_grid_sample(pts, h, w).unsqueeze(1)  # [n,1,P,2]
+        deform = F.grid_sample(self.grid[frames], g, mode="bilinear", padding_mode="border",
+                               align_corners=True)  # [n,2,1,P]
+        out = lin + self.shift[frames][:, None, :] + deform[:, :, 0].transpose(1, 2)
+        return out.reshape(q.shape)
+
+    def smoothness(self) -> torch.Tensor:
+        """Squared first differences of the deformation grid (atlas units^2), mean."""
+        dx = self.grid[..., :, 1:] - self.grid[..., :, :-1]
+        dy = self.grid[..., 1:, :] - self.grid[..., :-1, :]
+        return dx.square().mean() + dy.square().mean()
+
+
+class AtlasTexture(nn.Module):
+    """RGB texture [1,3,Ht,Wt] covering the atlas rectangle `bounds` = (u0, v0, u1, v1)."""
+
+    def __init__(self, texture: torch.Tensor, bounds: tuple[float, float, float, float]):
+        super().__init__()
+        self.texture = nn.Parameter(texture)
+        self.bounds = bounds
+
+    def normalised(self, a: torch.Tensor) -> torch.Tensor:
+        """Atlas coordinates -> grid_sample coordinates of the texture."""
+        u0, v0, u1, v1 = self.bounds
+        lo = torch.tensor([u0, v0], dtype=a.dtype, device=a.device)
+        span = torch.tensor([u1 - u0, v1 - v0], dtype=a.dtype, device=a.device)
+        return (a - lo) / span * 2.0 - 1.0
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        """Colours at atlas coordinates a [n,h,w,2] -> [n,3,h,w]."""
+        n, h, w, _ = a.shape
+        flat = self.normalised(a).reshape(1, n * h, w, 2)
+        rgb = F.grid_sample(self.texture, flat, mode="bilinear", padding_mode="border",
+                            align_corners=False)  # [1,3,n*h,w]
+        return rgb.reshape(3, n, h, w).transpose(0, 1)
+
+
+def texel_grid_size(bounds, texels_per_unit: float) -> tuple[int, int]:
+    u0, v0, u1, v1 = bounds
+    return max(2, round((v1 - v0) * texels_per_unit)), max(2, round((u1 - u0) * texels_per_unit))
+
+
+def splat_to_texture(
+    a: torch.Tensor, colours: torch.Tensor, texture: AtlasTexture, shape: tuple[int, int],
+    accum: torch.Tensor | None = None, weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear forward splat of colours [n,3,h,w] at atlas points a [n,h,w,2] into a texel grid.
+
+    Returns (accumulated colour [3,Ht*Wt], accumulated weight [Ht*Wt]); pass them back in to
+    accumulate over chunks. Dividing the two is the least-squares-flavoured average texture.
+    """
+    ht, wt = shape
+    g = texture.normalised(a.reshape(-1, 2))
+    x = (g[:, 0] + 1.0) * 0.5 * wt - 0.5
+    y = (g[:, 1] + 1.0) * 0.5 * ht - 0.5
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    c = colours.permute(1, 0, 2, 3).reshape(3, -1)
+    if accum is None:
+        accum = torch.zeros(3, ht * wt, dtype=colours.dtype, device=colours.device)
+        weight = torch.zeros(ht * wt, dtype=colours.dtype, device=colours.device)
+    for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
+                        (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        xi, yi = x0.long() + dx, y0.long() + dy
+        # Out-of-range taps get zero weight instead of being filtered out: no data-dependent
+        # shapes, which keeps this a handful of dense kernels.
+        wgt = wgt * ((xi >= 0) & (xi < wt) & (yi >= 0) & (yi < ht))
+        idx = yi.clamp(0, ht - 1) * wt + xi.clamp(0, wt - 1)
+        accum.index_add_(1, idx, c * wgt)
+        weight.index_add_(0, idx, wgt)
+    return accum, weight

@@ -1,0 +1,75 @@
+"""Validation and normalisation of clips at the library boundary.
+
+A clip is a float32 tensor [T,H,W,3] in 0..1 (the layout of a ComfyUI IMAGE batch). Everything
+the pipeline accepts from outside goes through `prepare_clip`, so the stages can rely on it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import DeflickerInputError
+
+
+def prepare_clip(frames: torch.Tensor, name: str = "frames", min_frames: int = 1) -> torch.Tensor:
+    """Check a clip and bring it to float32 RGB [T,H,W,3] in 0..1 on the CPU.
+
+    Accepts [T,H,W,C] with C = 1 (grayscale, replicated), 3, or 4 (alpha dropped: deflickering
+    acts on colour; the alpha channel of a video is not flicker), and a single image [H,W,C].
+    Integer tensors are read as 8-bit. NaN/inf values and empty batches are refused because they
+    would silently poison the atlas fit.
+    """
+    if not isinstance(frames, torch.Tensor):
+        raise DeflickerInputError(
+            f"{name} must be a torch tensor [T,H,W,3], got {type(frames).__name__}."
+        )
+    if frames.ndim == 3 and frames.shape[-1] in (1, 3, 4):
+        frames = frames.unsqueeze(0)
+    if frames.ndim != 4:
+        raise DeflickerInputError(
+            f"{name} must have shape [frames, height, width, channels], got {tuple(frames.shape)}."
+        )
+    t, h, w, c = frames.shape
+    if t < min_frames:
+        raise DeflickerInputError(
+            f"{name} has {t} frames; at least {min_frames} needed. Check that the video loaded "
+            "(an empty batch usually means the loader found no frames)."
+        )
+    if h < 1 or w < 1:
+        raise DeflickerInputError(f"{name} has an empty frame size {h}x{w}.")
+    if c not in (1, 3, 4):
+        raise DeflickerInputError(
+            f"{name} has {c} channels; expected 3 (RGB), 4 (RGBA) or 1 (grayscale). A channel "
+            "count like this usually means the tensor is [T,C,H,W]: permute it to [T,H,W,C]."
+        )
+    if not frames.dtype.is_floating_point:
+        frames = frames.float() / 255.0
+    frames = frames.detach().to(device="cpu", dtype=torch.float32)
+    if c == 1:
+        frames = frames.expand(-1, -1, -1, 3)
+    elif c == 4:
+        frames = frames[..., :3]
+    finite = torch.isfinite(frames)
+    if not bool(finite.all()):
+        bad = (~finite).flatten(1).any(dim=1).nonzero().flatten().tolist()
+        shown = ", ".join(str(i) for i in bad[:8]) + (" ..." if len(bad) > 8 else "")
+        raise DeflickerInputError(
+            f"{name} contains NaN or infinite values in frame(s) {shown}. Fix the node that "
+            "produced them (often a VAE decode in fp16); deflickering cannot guess those pixels."
+        )
+    return frames.clamp(0.0, 1.0).contiguous()
+
+
+def to_nchw(frames: torch.Tensor) -> torch.Tensor:
+    """[T,H,W,C] -> [T,C,H,W]."""
+    return frames.permute(0, 3, 1, 2)
+
+
+def to_nhwc(frames: torch.Tensor) -> torch.Tensor:
+    """[T,C,H,W] -> [T,H,W,C] (contiguous)."""
+    return frames.permute(0, 2, 3, 1).contiguous()
+
+
+def luma(frames: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of [...,3] RGB in 0..1 -> [...]."""
+    return frames[..., 0] * 0.299 + frames[..., 1] * 0.587 + frames[..., 2] * 0.114

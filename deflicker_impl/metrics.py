@@ -1,0 +1,108 @@
+"""Video quality metrics: PSNR, the paper's warping error, and a global flicker index.
+
+Warping error follows Lei et al. (CVPR 2023): for every frame t >= 1, the masked mean L1
+difference between O_t and O_{t-1} warped to t (short term) plus O_t and O_0 warped to t
+(long term), averaged over frames. The flow and its occlusion mask come from a *reference* clip
+(the clean clip for synthetic data, the input for real clips), never from the clip being scored,
+so a method cannot lower its error by changing the motion it is measured with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .clip import luma, to_nchw
+from .flow import flow_with_occlusion, warp_with_flow
+
+
+def psnr(output: torch.Tensor, reference: torch.Tensor, peak: float = 1.0) -> float:
+    """Mean over frames of per-frame PSNR in dB; clips [T,H,W,3]. Identical frames score 100 dB."""
+    mse = (output.float() - reference.float()).square().flatten(1).mean(dim=1)
+    per_frame = 10.0 * torch.log10(peak**2 / mse.clamp_min(1e-10))
+    return float(per_frame.mean())
+
+
+@dataclass
+class WarpReference:
+    """Flows and masks of a reference clip, computed once and reused for every method scored.
+
+    flow_prev[t-1] [H,W,2] maps frame t to frame t-1; flow_first[t-1] maps frame t to frame 0;
+    the masks [H,W] are 1 where the correspondence is valid (not occluded, inside the frame).
+    """
+
+    flow_prev: torch.Tensor
+    mask_prev: torch.Tensor
+    flow_first: torch.Tensor
+    mask_first: torch.Tensor
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.flow_prev.shape[0]) + 1
+
+
+def compute_warp_reference(reference: torch.Tensor, preset: str = "medium") -> WarpReference:
+    """Flows of the reference clip [T,H,W,3] (T >= 2) for `warping_error`."""
+    if reference.shape[0] < 2:
+        raise ValueError("Warping error needs at least 2 frames.")
+    flows_p, masks_p, flows_f, masks_f = [], [], [], []
+    for t in range(1, reference.shape[0]):
+        fp, mp = flow_with_occlusion(reference[t], reference[t - 1], preset)
+        flows_p.append(fp)
+        masks_p.append(mp)
+        if t == 1:
+            ff, mf = fp, mp
+        else:
+            ff, mf = flow_with_occlusion(reference[t], reference[0], preset)
+        flows_f.append(ff)
+        masks_f.append(mf)
+    return WarpReference(
+        torch.stack(flows_p), torch.stack(masks_p), torch.stack(flows_f), torch.stack(masks_f)
+    )
+
+
+def _masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """a, b [N,3,H,W], mask [N,H,W] -> [N] mean |a-b| over valid pixels and channels."""
+    diff = (a - b).abs().mean(dim=1)
+    return (diff * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
+
+
+def warping_error(clip: torch.Tensor, reference: WarpReference, chunk: int = 16) -> float:
+    """Paper's warping error of `clip` [T,H,W,3] using the reference's flows (lower = steadier).
+
+    Returned in 0..1 intensity units (multiply by 255 for 8-bit levels).
+    """
+    if clip.shape[0] != reference.num_frames:
+        raise ValueError(
+            f"Clip has {clip.shape[0]} frames but the reference has {reference.num_frames}."
+        )
+    total = torch.zeros(())
+    first = to_nchw(clip[:1].float())
+    for start in range(1, clip.shape[0], chunk):
+        stop = min(start + chunk, clip.shape[0])
+        cur = to_nchw(clip[start:stop].float())
+        prev = to_nchw(clip[start - 1 : stop - 1].float())
+        idx = slice(start - 1, stop - 1)
+        short = _masked_l1(cur, warp_with_flow(prev, reference.flow_prev[idx]),
+                           reference.mask_prev[idx])
+        long = _masked_l1(cur, warp_with_flow(first.expand(len(cur), -1, -1, -1),
+                                              reference.flow_first[idx]),
+                          reference.mask_first[idx])
+        total = total + (short + long).sum()
+    return float(total / (clip.shape[0] - 1))
+
+
+def flicker_index(clip: torch.Tensor) -> float:
+    """Global flicker: mean |Y_t - median5(Y)_t| of per-frame mean luma, in 8-bit levels.
+
+    The 5-frame temporal median is the local "steady" brightness; scene motion changes mean luma
+    slowly, flicker changes it from frame to frame.
+    """
+    y = luma(clip.float()).flatten(1).mean(dim=1) * 255.0
+    t = y.shape[0]
+    if t < 3:
+        return 0.0
+    padded = torch.cat([y[:1].repeat(2), y, y[-1:].repeat(2)])
+    median5 = padded.unfold(0, 5, 1).median(dim=1).values
+    return float((y - median5).abs().mean())

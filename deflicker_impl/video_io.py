@@ -1,0 +1,214 @@
+"""Reading and writing clips: video files, animated images and folders of frames.
+
+Clips come back as float32 [T,H,W,3] in 0..1 together with their frame rate, which is kept
+exactly (a Fraction such as 30000/1001) so that a written clip plays at the input's speed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DeflickerInputError
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+ANIMATED_IMAGE_SUFFIXES = (".gif", ".webp", ".apng")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_FPS = Fraction(24)
+
+
+@dataclass
+class Clip:
+    """Frames [T,H,W,3] float32 in 0..1 plus the rate they play at."""
+
+    frames: torch.Tensor
+    fps: Fraction
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def _natural_key(name: str) -> list:
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def _stack_uint8(arrays: list[np.ndarray], source: Path) -> torch.Tensor:
+    if not arrays:
+        raise DeflickerInputError(f"No frames could be read from {source}.")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise DeflickerInputError(
+            f"Frames in {source} have different sizes {sorted(shapes)[:3]}; all frames of a clip "
+            "must share one size."
+        )
+    return torch.from_numpy(np.stack(arrays)).float().div_(255.0)
+
+
+def _read_folder(path: Path) -> Clip:
+    from PIL import Image
+
+    files = sorted(
+        (p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()),
+        key=lambda p: _natural_key(p.name),
+    )
+    if not files:
+        raise DeflickerInputError(
+            f"Folder {path} contains no image files ({', '.join(FRAME_SUFFIXES)})."
+        )
+    arrays = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                arrays.append(np.asarray(im.convert("RGB")))
+        except OSError as exc:
+            raise DeflickerInputError(f"Cannot read frame {f}: {exc}. Is the file corrupt?") from exc
+    return Clip(_stack_uint8(arrays, path), DEFAULT_FPS)
+
+
+def _read_animated_image(path: Path) -> Clip:
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(path) as im:
+            arrays, durations = [], []
+            for frame in ImageSequence.Iterator(im):
+                arrays.append(np.asarray(frame.convert("RGB")))
+                durations.append(frame.info.get("duration", 0) or 0)
+    except OSError as exc:
+        raise DeflickerInputError(f"Cannot read {path}: {exc}. Is the file corrupt?") from exc
+    mean_ms = float(np.mean(durations)) if durations else 0.0
+    fps = Fraction(1000.0 / mean_ms).limit_denominator(1001) if mean_ms > 0 else DEFAULT_FPS
+    return Clip(_stack_uint8(arrays, path), fps)
+
+
+def _read_video_file(path: Path) -> Clip:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DeflickerInputError(f"{path} has no video stream.")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
+            arrays = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    except DeflickerInputError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise DeflickerInputError(
+            f"Cannot decode {path}: {exc}. The file may be corrupt, truncated or not a video."
+        ) from exc
+    return Clip(_stack_uint8(arrays, path), Fraction(rate))
+
+
+def read_clip(path: str | os.PathLike) -> Clip:
+    """Read a video file (mp4, webm, mov, mkv, avi), an animated gif/webp, or a folder of frames."""
+    path = Path(path)
+    if not path.exists():
+        raise DeflickerInputError(f"Input {path} does not exist.")
+    if path.is_dir():
+        return _read_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in ANIMATED_IMAGE_SUFFIXES:
+        return _read_animated_image(path)
+    if suffix in VIDEO_SUFFIXES or suffix == "":
+        return _read_video_file(path)
+    if suffix in FRAME_SUFFIXES:
+        return _read_animated_image(path)
+    return _read_video_file(path)
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    return (frames.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+
+
+def _prepare_output(path: Path) -> None:
+    parent = path.parent if path.suffix else path
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DeflickerInputError(f"Cannot create output folder {parent}: {exc}.") from exc
+    if not os.access(parent, os.W_OK):
+        raise DeflickerInputError(f"Output folder {parent} is not writable; choose another path.")
+
+
+def _write_folder(path: Path, frames: np.ndarray) -> None:
+    from PIL import Image
+
+    digits = max(5, len(str(len(frames))))
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(path / f"frame_{i:0{digits}d}.png")
+
+
+def _write_animated_image(path: Path, frames: np.ndarray, fps: Fraction) -> None:
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    duration = max(1, round(1000 / float(fps)))
+    extra = {"lossless": True} if path.suffix.lower() == ".webp" else {}
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0, **extra)
+
+
+def _write_video_file(path: Path, frames: np.ndarray, fps: Fraction, crf: int) -> None:
+    import av
+
+    _, h, w, _ = frames.shape
+    suffix = path.suffix.lower()
+    if suffix == ".webm":
+        codec, pix_fmt, options = "libvpx-vp9", "yuv444p", {"crf": str(crf), "b": "0"}
+    else:
+        # 4:2:0 needs even sizes; odd frame sizes keep their exact size with 4:4:4 instead.
+        even = h % 2 == 0 and w % 2 == 0
+        codec, pix_fmt = "libx264", ("yuv420p" if even else "yuv444p")
+        options = {"crf": str(crf), "preset": "medium"}
+    try:
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+            stream.options = options
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise DeflickerInputError(f"Cannot write video {path}: {exc}.") from exc
+
+
+def write_clip(
+    path: str | os.PathLike, frames: torch.Tensor, fps: Fraction | float = DEFAULT_FPS, crf: int = 16
+) -> Path:
+    """Write [T,H,W,3] frames to a video file, an animated gif/webp, or a folder of PNG frames.
+
+    A path without a suffix (or an existing folder) is a folder of PNG frames. Returns the path.
+    """
+    path = Path(path)
+    fps = Fraction(fps).limit_denominator(1001)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise DeflickerInputError(f"Cannot write frames of shape {tuple(frames.shape)}.")
+    as_folder = path.is_dir() or path.suffix == ""
+    _prepare_output(path)
+    data = _to_uint8(frames)
+    suffix = path.suffix.lower()
+    try:
+        if as_folder:
+            _write_folder(path, data)
+        elif suffix in (".gif", ".webp", ".apng"):
+            _write_animated_image(path, data, fps)
+        elif suffix in VIDEO_SUFFIXES:
+            _write_video_file(path, data, fps, crf)
+        else:
+            raise DeflickerInputError(
+                f"Unknown output type {suffix!r}: use .mp4, .mov, .mkv, .webm, .gif, .webp or a "
+                "folder path."
+            )
+    except PermissionError as exc:
+        raise DeflickerInputError(f"Cannot write {path}: {exc}.") from exc
+    return path

