@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AtlasConfig",
-    "NeuralAtlas",
-    "fit_atlas",
-    "render_atlas_frames",
-    "prepare_clip",
-    "DeflickerInputError",
     "DeflickerCancelled",
+    "DeflickerInputError",
+    "NeuralAtlas",
     "WeightsError",
+    "fit_atlas",
+    "prepare_clip",
+    "render_atlas_frames",
 ]

@@ -32,7 +32,7 @@ class ColourDistortionConfig:
     strength in [min_strength, 1] that scales all of them; `identity_prob` of the samples keep
     their colours, so the net also learns to leave a frame that already matches alone."""
 
-    identity_prob: float = 0.1
+    identity_prob: float = 0.15
     min_strength: float = 0.2
     gain_sigma: float = 0.3  # log of the brightness gain shared by the channels
     channel_gain_sigma: float = 0.12  # log of each channel's own gain (white balance)
@@ -62,8 +62,11 @@ class StructureDistortionConfig:
     lowres_prob: float = 0.6  # downscale then upscale by one of `lowres_factors`
     lowres_factors: tuple[int, ...] = (2, 3, 4, 6)
     smear_prob: float = 0.3  # texture smeared to its local mean inside blobs
-    wrong_content_prob: float = 0.2  # blobs showing content from elsewhere (a missed layer)
-    wrong_content_px: float = 24.0
+    # Where the atlas mapping fails (moving objects), it shows other content: a shifted part of
+    # the image, another image, or a smeared fill. Blobs covering up to `wrong_content_area`.
+    wrong_content_prob: float = 0.5
+    wrong_content_area: float = 0.3
+    wrong_content_px: float = 32.0
     colour_error_sigma: float = 0.03  # residual colour error of the atlas (log gain, smooth)
     offset_error_sigma: float = 0.01
 
@@ -112,11 +115,14 @@ def smooth_field(n: int, c: int, h: int, w: int, cells: int, gen: torch.Generato
     return F.interpolate(field, size=(h, w), mode="bilinear", align_corners=True)
 
 
-def blob_mask(n: int, h: int, w: int, gen: torch.Generator, area: float) -> torch.Tensor:
-    """[n,1,h,w] soft mask of random blobs covering roughly `area` of the image."""
+def blob_mask(
+    n: int, h: int, w: int, gen: torch.Generator, area: float | torch.Tensor
+) -> torch.Tensor:
+    """[n,1,h,w] soft mask of random blobs covering roughly `area` (scalar or [n]) of the image."""
     field = smooth_field(n, 1, h, w, 4, gen)
-    threshold = math.sqrt(2.0) * torch.special.erfinv(torch.tensor(1.0 - 2.0 * area)).item()
-    return torch.sigmoid((field - threshold) * 6.0)
+    area = torch.as_tensor(area, dtype=field.dtype, device=field.device).clamp(1e-3, 1 - 1e-3)
+    threshold = math.sqrt(2.0) * torch.special.erfinv(1.0 - 2.0 * area)
+    return torch.sigmoid((field - threshold.reshape(-1, 1, 1, 1)) * 10.0)
 
 
 def _per_sample(values: torch.Tensor) -> torch.Tensor:
@@ -208,11 +214,7 @@ def distort_structure(
     ghost = warp(clean, flow + ghost_shift)
     x = torch.lerp(x, ghost, _per_sample(ghost_alpha))
 
-    wrong_alpha = _chance(n, cfg.wrong_content_prob, gen)
-    wrong_shift = _normal((n, 2, 1, 1), gen) * cfg.wrong_content_px
-    wrong = warp(clean, flow + wrong_shift)
-    wrong_mask = blob_mask(n, h, w, gen, area=0.08) * _per_sample(wrong_alpha)
-    x = torch.lerp(x, wrong, wrong_mask)
+    x = _wrong_content(x, clean, flow, gen, cfg)
 
     sigma = _chance(n, cfg.blur_prob, gen) * _uniform((n,), gen, 0.3, cfg.blur_sigma)
     x = gaussian_blur(x, sigma, radius=math.ceil(3 * cfg.blur_sigma))
@@ -230,6 +232,26 @@ def distort_structure(
     offset_error = _normal((n, 3, 1, 1), gen) * cfg.offset_error_sigma
     x = x * colour_error.exp() + offset_error
     return x.clamp(0.0, 1.0)
+
+
+def _wrong_content(
+    x: torch.Tensor,
+    clean: torch.Tensor,
+    flow: torch.Tensor,
+    gen: torch.Generator,
+    cfg: StructureDistortionConfig,
+) -> torch.Tensor:
+    """Replace random blobs by content that does not belong there (true colours elsewhere)."""
+    n, _, h, w = x.shape
+    shifted = warp(clean, flow + _normal((n, 2, 1, 1), gen) * cfg.wrong_content_px)
+    other = clean.roll(1, dims=0)  # another image of the batch
+    smeared = _box_blur(_box_blur(x, 6), 6)  # a fill that has lost the object
+    kind = torch.randint(3, (n,), generator=gen, device=gen.device)
+    source = torch.where(_per_sample(kind == 0), shifted,
+                         torch.where(_per_sample(kind == 1), other, smeared))
+    area = _uniform((n,), gen, 0.02, cfg.wrong_content_area)
+    mask = blob_mask(n, h, w, gen, area) * _per_sample(_chance(n, cfg.wrong_content_prob, gen))
+    return torch.lerp(x, source, mask)
 
 
 def _random_flow(

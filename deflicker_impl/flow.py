@@ -48,7 +48,7 @@ def warp_with_flow(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinea
 
     Samples outside the frame take the border value; pair with a validity mask.
     """
-    n, _, h, w = image.shape
+    _, _, h, w = image.shape
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=flow.dtype, device=flow.device),
         torch.arange(w, dtype=flow.dtype, device=flow.device),

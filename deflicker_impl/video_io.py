@@ -202,6 +202,15 @@ def write_clip(
             _write_folder(path, data)
         elif suffix in (".gif", ".webp", ".apng"):
             _write_animated_image(path, data, fps)
+        elif suffix in FRAME_SUFFIXES:
+            if len(data) != 1:
+                raise DeflickerInputError(
+                    f"{path} is a single-image file but there are {len(data)} frames: give a "
+                    "video file or a folder path instead."
+                )
+            from PIL import Image
+
+            Image.fromarray(data[0]).save(path)
         elif suffix in VIDEO_SUFFIXES:
             _write_video_file(path, data, fps, crf)
         else:

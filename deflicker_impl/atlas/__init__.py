@@ -4,4 +4,4 @@ from .config import PRESETS, AtlasConfig
 from .fit import fit_atlas
 from .neural_atlas import NeuralAtlas, render_atlas_frames
 
-__all__ = ["AtlasConfig", "PRESETS", "NeuralAtlas", "fit_atlas", "render_atlas_frames"]
+__all__ = ["PRESETS", "AtlasConfig", "NeuralAtlas", "fit_atlas", "render_atlas_frames"]

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -239,7 +239,8 @@ def fit_texture_atlas(
 
 
 @torch.no_grad()
-def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick, chunk: int = 4):
+def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
+                             chunk_pixels: int = 1 << 21):
     """Texture at the density of the full-resolution frames (capped by atlas_resolution)."""
     num, full_h, full_w, _ = frames.shape
     u0, v0, u1, v1 = bounds
@@ -250,6 +251,7 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick, 
     prior = F.interpolate(texture_lo.texture, size=shape, mode="bilinear", align_corners=False)
     hi = AtlasTexture(prior.clone(), bounds)
     q = frame_coordinates(full_h, full_w)
+    chunk = max(1, chunk_pixels // (full_h * full_w))
 
     def chunks():
         for start in range(0, num, chunk):

@@ -10,12 +10,13 @@ and hours on a CPU.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from ..clip import to_nchw
 from ..flow import flow_with_occlusion
@@ -28,7 +29,7 @@ PAPER_LONG_SIDE = 768  # the public code works on 768x432 frames
 def _mlp(n_in: int, n_out: int, width: int, layers: int) -> nn.Sequential:
     mods: list[nn.Module] = []
     dims = [n_in] + [width] * (layers - 1)
-    for a, b in zip(dims[:-1], dims[1:]):
+    for a, b in itertools.pairwise(dims):
         mods += [nn.Linear(a, b), nn.ReLU(inplace=True)]
     mods.append(nn.Linear(dims[-1], n_out))
     return nn.Sequential(*mods)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -36,12 +36,17 @@ class NeuralAtlas:
 
 def render_atlas_frames(
     atlas: NeuralAtlas,
-    chunk: int = 8,
+    chunk: int = 0,
     device: torch.device | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """Render every frame of the atlas at the clip's own size -> [T,H,W,3] float32 on CPU."""
+    """Render every frame of the atlas at the clip's own size -> [T,H,W,3] float32 on CPU.
+
+    `chunk` frames are rendered at a time; 0 picks a chunk of about 4 megapixels, which bounds
+    the temporary memory at 4K as well as at 256 px.
+    """
     h, w = atlas.frame_hw
+    chunk = chunk or max(1, (1 << 22) // (h * w))
     out = torch.empty(atlas.num_frames, h, w, 3)
     for start in range(0, atlas.num_frames, chunk):
         stop = min(start + chunk, atlas.num_frames)

@@ -11,8 +11,8 @@ from it has the same colours: that is what removes the flicker. Structure is onl
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .coords import to_grid_sample
 

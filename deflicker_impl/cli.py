@@ -1,0 +1,189 @@
+"""Command line: `python -m deflicker_impl {deflicker,metrics,flicker} ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .atlas import PRESETS, AtlasConfig
+from .errors import DeflickerInputError
+from .neural_filter import FilterConfig
+from .pipeline import STAGES, PipelineConfig, run_pipeline
+
+
+class TerminalProgress:
+    """One self-updating line on stderr: percentage, elapsed time and an ETA."""
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.label, self.enabled = label, enabled
+        self.start = time.perf_counter()
+        self._last = -1.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.2 and done < total:
+            return
+        self._last = now
+        frac = done / total if total else 1.0
+        elapsed = now - self.start
+        eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}%  "
+                         f"{elapsed:6.1f}s elapsed, ~{eta:5.1f}s left")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def _write_output(path: Path, frames, fps) -> Path:
+    """Write atomically for files: an interrupted run never leaves a truncated OUTPUT behind."""
+    from .video_io import write_clip
+
+    if path.suffix == "" or path.is_dir():
+        return write_clip(path, frames, fps)
+    tmp = _temporary_sibling(path)
+    try:
+        write_clip(tmp, frames, fps)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _cmd_deflicker(args: argparse.Namespace) -> int:
+    from .video_io import read_clip, write_clip
+
+    out_path = Path(args.output)
+    if out_path.resolve() == Path(args.input).resolve():
+        raise DeflickerInputError("OUTPUT must differ from INPUT; the input is never overwritten.")
+    clip = read_clip(args.input)
+    t, h, w, _ = clip.frames.shape
+    print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
+    atlas = AtlasConfig(preset=args.preset, iterations=args.iterations, seed=args.seed,
+                        device=args.device, fit_long_side=args.fit_long_side,
+                        atlas_resolution=args.atlas_resolution)
+    config = PipelineConfig(
+        stop_after=args.stop_after, atlas=atlas,
+        filter=FilterConfig(weights_path=args.filter_weights, device=args.device))
+    progress = TerminalProgress("deflicker", enabled=not args.quiet)
+    result = run_pipeline(clip.frames, config, progress)
+    written = _write_output(out_path, result.frames, clip.fps)
+    print(f"wrote {written}", file=sys.stderr)
+    if args.save_atlas_frames:
+        write_clip(args.save_atlas_frames, result.atlas_frames, clip.fps)
+    if args.save_texture:
+        write_clip(Path(args.save_texture), result.atlas.texture_preview(), clip.fps)
+    summary = {"output": str(written), "frames": t, "width": w, "height": h,
+               "fps": float(clip.fps), "seconds": result.seconds_per_stage}
+    print(json.dumps(summary))
+    return 0
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from .metrics import compute_warp_reference, flicker_index, psnr, warping_error
+    from .video_io import read_clip
+
+    clip = read_clip(args.input).frames
+    report = {"frames": int(clip.shape[0]), "flicker_index": flicker_index(clip)}
+    ref_clip = read_clip(args.reference).frames if args.reference else None
+    if ref_clip is not None and ref_clip.shape != clip.shape:
+        raise DeflickerInputError(
+            f"--reference has shape {tuple(ref_clip.shape)} but INPUT has {tuple(clip.shape)}.")
+    if clip.shape[0] >= 2:
+        flow_source = ref_clip if ref_clip is not None else clip
+        report["warping_error"] = warping_error(clip, compute_warp_reference(flow_source))
+    if ref_clip is not None:
+        report["psnr_to_reference"] = psnr(clip, ref_clip)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_flicker(args: argparse.Namespace) -> int:
+    from .synthetic import add_synthetic_flicker
+    from .video_io import read_clip
+
+    clip = read_clip(args.input)
+    flickered = add_synthetic_flicker(clip.frames, window=args.window, seed=args.seed,
+                                      gain_sigma=args.strength * 0.15,
+                                      gamma_sigma=args.strength * 0.10,
+                                      offset_sigma=args.strength * 0.03,
+                                      local_sigma=args.strength * 0.15)
+    print(f"wrote {_write_output(Path(args.output), flickered, clip.fps)}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deflicker_impl",
+        description="Blind video deflickering with a neural atlas and a neural filter.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser(
+        "deflicker", help="deflicker a video or a folder of frames",
+        description="Deflicker INPUT into OUTPUT. Both are a video file (.mp4 .mov .mkv .webm "
+                    ".avi .gif .webp) or a folder of frames. The output keeps the input's frame "
+                    "count, frame size and frame rate.")
+    d.add_argument("input", help="input video file or folder of frames")
+    d.add_argument("output", help="output video file (by extension) or folder for PNG frames")
+    d.add_argument("--stop-after", choices=STAGES, default=STAGES[-1],
+                   help="last stage to run (default: %(default)s, i.e. all stages)")
+    d.add_argument("--preset", choices=PRESETS, default="fast",
+                   help="atlas preset: 'fast' (default, our explicit-texture atlas) or 'paper' "
+                        "(the public MLP configuration; very slow on a CPU)")
+    d.add_argument("--iterations", type=int, default=0,
+                   help="atlas optimisation steps; 0 = the preset's default (fast 300, paper 10001)")
+    d.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
+                   help="long side in pixels at which the fast atlas is fitted (default %(default)s)")
+    d.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
+                   help="maximum long side of the atlas texture in texels (default %(default)s)")
+    d.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
+    d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    d.add_argument("--filter-weights", default=None,
+                   help="neural filter weights (.safetensors); default: the shipped weights")
+    d.add_argument("--save-atlas-frames", default=None,
+                   help="also write the atlas reconstruction of every frame here")
+    d.add_argument("--save-texture", default=None,
+                   help="also write the atlas texture as an image (e.g. atlas.png)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_deflicker)
+
+    m = sub.add_parser("metrics", help="flicker index and warping error of a clip",
+                       description="Print the global flicker index and the warping error of "
+                                   "INPUT (flow from --reference if given, else from INPUT).")
+    m.add_argument("input")
+    m.add_argument("--reference", default=None,
+                   help="a clean clip of the same shape: flow source, and PSNR against it")
+    m.set_defaults(func=_cmd_metrics)
+
+    f = sub.add_parser("flicker", help="add synthetic flicker to a clean clip (for testing)",
+                       description="Write INPUT with seeded synthetic flicker to OUTPUT.")
+    f.add_argument("input")
+    f.add_argument("output")
+    f.add_argument("--window", type=int, default=1, help="frames sharing one flicker pattern")
+    f.add_argument("--strength", type=float, default=1.0, help="scales every flicker component")
+    f.add_argument("--seed", type=int, default=0)
+    f.set_defaults(func=_cmd_flicker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DeflickerInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: no output was written", file=sys.stderr)
+        return 130

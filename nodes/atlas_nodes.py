@@ -1,0 +1,69 @@
+"""FitNeuralAtlas: ComfyUI adapter over deflicker_impl.atlas."""
+
+from __future__ import annotations
+
+from ..deflicker_impl.atlas import PRESETS, AtlasConfig, fit_atlas, render_atlas_frames
+from .comfy_glue import CATEGORY, compute_device, finish, progress_callback
+
+_DEFAULTS = AtlasConfig()
+
+
+class FitNeuralAtlas:
+    """Fit one shared atlas image to the clip and render every frame from it."""
+
+    DESCRIPTION = (
+        "Fits a neural atlas to a video (IMAGE batch = frames): one shared image plus a "
+        "per-frame mapping. Its reconstruction has steady colour and brightness but blurred or "
+        "warped structure; feed it with the original frames to NeuralFilter."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "fit"
+    RETURN_TYPES = ("NEURAL_ATLAS", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("atlas", "atlas_frames", "atlas_texture")
+    OUTPUT_TOOLTIPS = (
+        "The fitted atlas (texture + mapping) for later nodes.",
+        "The atlas reconstruction of every frame, exactly the input size.",
+        "The shared atlas texture, as one image (a preview).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The video frames (an IMAGE batch)."}),
+                "preset": (list(PRESETS), {
+                    "default": _DEFAULTS.preset,
+                    "tooltip": "fast: our explicit-texture atlas, seconds on a CPU. paper: the "
+                               "public MLP configuration of Lei et al. (reference; very slow "
+                               "on a CPU, about 10 minutes per clip on a GPU).",
+                }),
+                "iterations": ("INT", {
+                    "default": 0, "min": 0, "max": 100000, "step": 10,
+                    "tooltip": "Optimisation steps; 0 uses the preset's default (fast 300, "
+                               "paper 10001). Fewer is faster but leaves more flicker.",
+                }),
+                "atlas_resolution": ("INT", {
+                    "default": _DEFAULTS.atlas_resolution, "min": 64, "max": 8192, "step": 64,
+                    "tooltip": "Largest side of the atlas texture in pixels. Bounds memory on "
+                               "4K input; the frames are always rendered at their own size.",
+                }),
+                "fit_resolution": ("INT", {
+                    "default": _DEFAULTS.fit_long_side, "min": 32, "max": 1024, "step": 16,
+                    "tooltip": "Long side (pixels) at which the mapping is fitted. The atlas only "
+                               "carries colour, so low values are fast and usually enough.",
+                }),
+                "seed": ("INT", {
+                    "default": 0, "min": 0, "max": 0xFFFFFFFF,
+                    "tooltip": "Random seed of the fit; the same seed gives the same result.",
+                }),
+            },
+        }
+
+    def fit(self, images, preset, iterations, atlas_resolution, fit_resolution, seed):
+        config = AtlasConfig(preset=preset, iterations=iterations, seed=seed,
+                             atlas_resolution=atlas_resolution, fit_long_side=fit_resolution,
+                             device=compute_device())
+        progress = progress_callback()
+        atlas = fit_atlas(images, config, on_progress=progress)
+        frames = render_atlas_frames(atlas, on_progress=progress)
+        return (atlas, finish(frames), finish(atlas.texture_preview()))

@@ -1,0 +1,65 @@
+"""The only place where the pack touches ComfyUI internals: devices, progress/cancel, model paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import comfy.model_management as mm
+import comfy.utils
+import folder_paths
+
+PACK_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_WEIGHTS_DIR = PACK_ROOT / "weights"
+MODEL_FOLDER = "deflicker"  # models/deflicker, relocatable with extra_model_paths.yaml
+CATEGORY = "video/deflicker"
+
+
+def compute_device() -> str:
+    """ComfyUI's compute device as a string the core understands ('cpu', 'cuda:0', ...)."""
+    return str(mm.get_torch_device())
+
+
+def progress_callback():
+    """A core-style on_progress(done, total) that moves ComfyUI's bar and honours Cancel."""
+    bar = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal bar
+        mm.throw_exception_if_processing_interrupted()
+        if bar is None or bar.total != total:
+            bar = comfy.utils.ProgressBar(total)
+        bar.update_absolute(done, total)
+
+    return report
+
+
+def finish(images):
+    """Return a result on ComfyUI's intermediate device and release cached GPU memory."""
+    mm.soft_empty_cache()
+    return images.to(mm.intermediate_device())
+
+
+def register_model_folder() -> None:
+    """Make models/deflicker known to folder_paths (users may relocate it)."""
+    if MODEL_FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.add_model_folder_path(
+            MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+        )
+
+
+def weight_choices(default_name: str, prefix: str) -> list[str]:
+    """The shipped default first, then matching files found in models/deflicker."""
+    register_model_folder()
+    found = [f for f in folder_paths.get_filename_list(MODEL_FOLDER)
+             if f.endswith(".safetensors") and os.path.basename(f).startswith(prefix)]
+    return [default_name] + sorted(f for f in found if f != default_name)
+
+
+def resolve_weights(choice: str, default_name: str) -> Path:
+    """A combo choice -> a file path: models/deflicker first, then the pack's weights/."""
+    register_model_folder()
+    path = folder_paths.get_full_path(MODEL_FOLDER, choice)
+    if path is not None:
+        return Path(path)
+    return SHIPPED_WEIGHTS_DIR / (choice if choice else default_name)

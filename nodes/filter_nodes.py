@@ -1,0 +1,50 @@
+"""NeuralFilter: ComfyUI adapter over deflicker_impl.neural_filter."""
+
+from __future__ import annotations
+
+from ..deflicker_impl.neural_filter import DEFAULT_WEIGHTS_NAME, FilterConfig, apply_neural_filter
+from .comfy_glue import (
+    CATEGORY,
+    compute_device,
+    finish,
+    progress_callback,
+    resolve_weights,
+    weight_choices,
+)
+
+
+class NeuralFilter:
+    """Structure from the original frames, colour and brightness from the atlas frames."""
+
+    DESCRIPTION = (
+        "Combines each original frame (sharp but flickering) with its atlas frame (steady but "
+        "flawed) through a trained U-Net: the result keeps the frame's detail and the atlas's "
+        "steady colour. Connect FitNeuralAtlas's atlas_frames."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "filter"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The deflickered frames, same count and size as the input.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The original (flickering) frames."}),
+                "atlas_frames": ("IMAGE", {
+                    "tooltip": "FitNeuralAtlas's atlas_frames for the same clip (same frame "
+                               "count and size)."}),
+                "weights": (weight_choices(DEFAULT_WEIGHTS_NAME, "neural_filter"), {
+                    "default": DEFAULT_WEIGHTS_NAME,
+                    "tooltip": "Filter weights: the pack's shipped file, or a .safetensors "
+                               "trained with this pack and placed in models/deflicker.",
+                }),
+            },
+        }
+
+    def filter(self, images, atlas_frames, weights):
+        config = FilterConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
+                              device=compute_device())
+        out = apply_neural_filter(images, atlas_frames, config, on_progress=progress_callback())
+        return (finish(out),)
