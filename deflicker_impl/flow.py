@@ -36,7 +36,7 @@ def compute_flow(
 ) -> torch.Tensor:
     """DIS flow from `source` to `target`, both [H,W,3] in 0..1 -> [H,W,2] float32 pixels."""
     src, dst = _gray_u8(source, normalise), _gray_u8(target, normalise)
-    if min(src.shape) < 8:
+    if min(src.shape) < 12:
         # DIS needs a patch's worth of pixels; tiny frames have no measurable motion anyway.
         return torch.zeros(*src.shape, 2)
     flow = _dis(preset).calc(src, dst, None)

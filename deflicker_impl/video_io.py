@@ -183,7 +183,7 @@ def _write_video_file(path: Path, frames: np.ndarray, fps: Fraction, crf: int) -
 
 
 def write_clip(
-    path: str | os.PathLike, frames: torch.Tensor, fps: Fraction | float = DEFAULT_FPS, crf: int = 16
+    path: str | os.PathLike, frames: torch.Tensor, fps: Fraction | float = DEFAULT_FPS, crf: int = 14
 ) -> Path:
     """Write [T,H,W,3] frames to a video file, an animated gif/webp, or a folder of PNG frames.
 

@@ -250,14 +250,21 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
     shape = texel_grid_size(bounds, per_unit)
     prior = F.interpolate(texture_lo.texture, size=shape, mode="bilinear", align_corners=False)
     hi = AtlasTexture(prior.clone(), bounds)
-    q = frame_coordinates(full_h, full_w)
+    # Frames denser than the texture (4K input, capped atlas) are first reduced to the texture's
+    # density: splatting more pixels than texels only costs time.
+    reduce = min(1.0, per_unit / (max(full_h, full_w) / 2.0))
+    build_h, build_w = max(1, round(full_h * reduce)), max(1, round(full_w * reduce))
+    q = frame_coordinates(build_h, build_w)
     chunk = max(1, chunk_pixels // (full_h * full_w))
 
     def chunks():
         for start in range(0, num, chunk):
             stop = min(start + chunk, num)
             idx = torch.arange(start, stop)
-            yield idx, mapping(idx, q.expand(len(idx), -1, -1, -1)), to_nchw(frames[start:stop])
+            img = to_nchw(frames[start:stop])
+            if (build_h, build_w) != (full_h, full_w):
+                img = F.interpolate(img, size=(build_h, build_w), mode="area")
+            yield idx, mapping(idx, q.expand(len(idx), -1, -1, -1)), img
 
     acc = wt = None
     for idx, a, img in chunks():

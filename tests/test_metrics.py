@@ -1,0 +1,70 @@
+"""Metrics and flow: numbers with known answers."""
+
+from __future__ import annotations
+
+import torch
+from synthetic_clips import global_gain_flicker, panning_clip
+
+from deflicker_impl.flow import flow_with_occlusion
+from deflicker_impl.metrics import compute_warp_reference, flicker_index, psnr, warping_error
+from deflicker_impl.synthetic import FlickerConfig, add_synthetic_flicker
+
+
+def test_dis_flow_recovers_a_pan_and_flags_the_border_that_leaves_the_frame():
+    clip = panning_clip(frames=2, h=64, w=96, speed=3.0)
+    flow, mask = flow_with_occlusion(clip[0], clip[1])
+    interior = mask[8:-8, 8:-8].bool()
+    # Content moves left by 3 px as the camera pans right.
+    assert abs(float(flow[8:-8, 8:-8, 0][interior].median()) + 3.0) < 0.3
+    assert abs(float(flow[8:-8, 8:-8, 1][interior].median())) < 0.3
+    assert float(mask[:, :2].mean()) < 0.2  # the left columns leave the frame
+    assert float(mask[:, 10:-10].mean()) > 0.9
+
+
+def test_warping_error_is_zero_for_a_static_clip_and_grows_with_flicker():
+    static = panning_clip(frames=5, h=32, w=32, speed=0.0)
+    ref = compute_warp_reference(static)
+    assert warping_error(static, ref) < 1e-4
+    mild = global_gain_flicker(static, 0.1)
+    strong = global_gain_flicker(static, 0.3)
+    assert 0 < warping_error(mild, ref) < warping_error(strong, ref)
+
+
+def test_warping_error_of_a_clean_pan_is_small_relative_to_flicker():
+    clean = panning_clip(frames=8, h=48, w=64, speed=1.0)
+    ref = compute_warp_reference(clean)
+    assert warping_error(clean, ref) < 0.3 * warping_error(global_gain_flicker(clean), ref)
+
+
+def test_psnr_known_values():
+    a = torch.zeros(2, 4, 4, 3)
+    assert psnr(a, a) == 100.0
+    assert abs(psnr(a + 0.1, a) - 20.0) < 1e-4
+
+
+def test_flicker_index_counts_brightness_jumps_in_8bit_levels():
+    frames = torch.full((10, 4, 4, 3), 0.5)
+    assert flicker_index(frames) == 0.0
+    frames[4] += 10 / 255  # one frame 10 levels brighter than its neighbours
+    assert abs(flicker_index(frames) - 10 / 10) < 1e-3
+    ramp = torch.linspace(0.2, 0.8, 10)[:, None, None, None].expand(10, 4, 4, 3)
+    assert flicker_index(ramp) < 0.01  # a slow fade is not flicker
+
+
+def test_synthetic_flicker_is_seeded_held_for_the_window_and_neutral_at_zero_strength():
+    clean = panning_clip(frames=9, h=24, w=24, speed=0.0) * 0.8 + 0.1
+    a = add_synthetic_flicker(clean, window=3, seed=5)
+    assert torch.equal(a, add_synthetic_flicker(clean, window=3, seed=5))
+    assert not torch.equal(a, add_synthetic_flicker(clean, window=3, seed=6))
+    # Static clip: frames inside one window are identical, across windows they differ.
+    assert torch.allclose(a[0], a[2]) and not torch.allclose(a[2], a[3])
+    zero = FlickerConfig(gain_sigma=0, gamma_sigma=0, offset_sigma=0, local_sigma=0)
+    assert torch.allclose(add_synthetic_flicker(clean, zero), clean, atol=1e-6)
+
+
+def test_synthetic_flicker_is_mean_preserving():
+    clean = torch.full((40, 16, 16, 3), 0.5)
+    flickered = add_synthetic_flicker(clean, window=1, seed=0, gamma_sigma=0.0)
+    # Mean gain 1, mean offset 0, mean local field 1: the clip's average stays put (the product
+    # of independent gain and field keeps a small second-order bias).
+    assert (flickered.mean(0) - 0.5).abs().max() < 0.03
