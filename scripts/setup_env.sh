@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
-STAMP=.venv/.deflicker-env-v1
-if [ -f "$STAMP" ]; then
+STAMP=.venv/.deflicker-env
+# The stamp records what the environment was built from; a changed requirement rebuilds it.
+WANT=$(cat scripts/setup_env.sh requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -22,4 +24,4 @@ PYEOF
 grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$C/requirements.txt" > .venv/comfy-reqs.txt
 $PIP install torch==2.14.1 torchvision==0.29.1 requests -r .venv/comfy-reqs.txt \
   -r requirements.txt -r requirements-dev.txt
-touch "$STAMP"
+echo "$WANT" > "$STAMP"

@@ -7,7 +7,8 @@
 # carried along; the GPU machine has no copy of the data and no internet), and a python3 with
 # torch (CUDA), numpy, pillow and safetensors.
 # Writes to $OUT (default runs/filter_gpu): neural_filter.safetensors (the weights to ship, with
-# provenance in their metadata), run/log.jsonl and run/checkpoint* (resumable with --resume).
+# provenance in their metadata), neural_filter.md (model card from that provenance),
+# run/log.jsonl and run/checkpoint* (resumable with --resume).
 # Environment overrides: PYTHON, OUT, CACHE, DEVICE, MAX_MINUTES, STEPS, BATCH, CROP, LR.
 # Extra arguments are passed on to `python -m deflicker_impl.train filter`.
 set -euo pipefail
@@ -38,4 +39,5 @@ start=$(date +%s)
   --batch "$BATCH" --crop "$CROP" --lr "$LR" --warmup 300 --seed 0 \
   --val-every 1000 --log-every 200 --checkpoint-every 2000 \
   --export "$OUT/neural_filter.safetensors" "$@"
+"$PY" scripts/filter_model_card.py "$OUT/neural_filter.safetensors" > "$OUT/neural_filter.md"
 echo "wall time: $(( $(date +%s) - start )) s; weights: $OUT/neural_filter.safetensors"
