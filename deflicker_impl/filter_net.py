@@ -21,9 +21,11 @@ an affine colour transform and applies it to the frame:
 Any frame size works: inputs are padded (reflect, or replicate where the frame is too small to
 reflect) to a multiple of the net's stride and the output is cropped back to the input size.
 
-Speed (measured by `python -m deflicker_impl.filter_net`, default config, 1x3x512x512,
-torch.set_num_threads(2), inference mode, on this project's 2-core AMD EPYC CPU): about 0.09 s
-per frame, against a budget of 0.25 s. 0.78M parameters.
+Size and speed (default config): 924,636 parameters. A 1x3x512x512 frame (inference mode, batch
+1) costs 0.16-0.19 s of CPU time on one thread of this project's 2-core AMD EPYC machine
+(measured as process CPU time, because the machine was shared with other jobs while measuring);
+the budget is 0.25 s with torch.set_num_threads(2). `python -m deflicker_impl.filter_net` prints
+the wall time on the machine at hand; it is only meaningful on an otherwise idle CPU.
 """
 
 from __future__ import annotations

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.parent.name == ".traincache":
         # Keep the cache out of git without touching the project's .gitignore.
         (out.parent / ".gitignore").write_text("*\n")
-    size = bank.save_cache(out, encoding=args.encoding, quality=args.quality)
+    sources = ["/".join(Path(p).resolve().parts[-2:]) for p in args.images + args.videos]
+    size = bank.save_cache(out, encoding=args.encoding, quality=args.quality, sources=sources)
     if size > args.max_mb * 1e6:
         Path(args.out).unlink()
         print(f"error: cache would be {size / 1e6:.1f} MB > --max-mb {args.max_mb}; lower "

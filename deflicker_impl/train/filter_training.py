@@ -35,7 +35,7 @@ from ..errors import DeflickerInputError
 from ..filter_net import FilterNetConfig, NeuralFilterNet, count_parameters
 from ..neural_filter import WEIGHTS_KIND
 from ..weights import load_weights, save_weights
-from .image_bank import ImageBank
+from .image_bank import ImageBank, read_cache_sources
 
 VAL_SEED = 20230316  # the validation set does not depend on the training seed
 CHECKPOINT = "checkpoint.safetensors"
@@ -75,6 +75,7 @@ class FilterTrainOptions:
     max_side: int = 1024  # images are downscaled to this on load
     widths: tuple[int, ...] = FilterNetConfig().widths
     head_width: int = FilterNetConfig().head_width
+    command: str = ""  # the command line, recorded in the exported weights
 
 
 @dataclass
@@ -188,7 +189,9 @@ def train_filter(opts: FilterTrainOptions) -> dict:
             "steps": step, "seed": opts.seed, "batch": opts.batch, "crop": opts.crop,
             "lr": opts.lr, "device": _device_name(device), "wall_time_s": round(elapsed(), 1),
             "data": data_info, "validation": last_val,
-            "val_samples": len(val_set.target),
+            "validation_set": {"samples": len(val_set.target), "crop": opts.val_crop,
+                               "seed": VAL_SEED, "val_fraction": opts.val_fraction},
+            "parameters": count_parameters(net), "command": opts.command,
         }
         save_weights(opts.export, net, WEIGHTS_KIND, metadata)
         summary["exported"] = str(opts.export)
@@ -312,7 +315,8 @@ def _log(out: Path, record: dict) -> None:
 
 def _sources(opts: FilterTrainOptions) -> dict:
     return {"images": list(opts.images), "video_frames": list(opts.video_frames),
-            "cache": [os.path.basename(c) for c in opts.cache], "procedural": opts.procedural}
+            "cache": {os.path.basename(c): read_cache_sources(c) for c in opts.cache},
+            "procedural": opts.procedural}
 
 
 def _device_name(device: torch.device) -> str:
@@ -376,6 +380,7 @@ def run_cli(args: argparse.Namespace) -> int:
     values = {f.name: getattr(args, f.name) for f in fields(FilterTrainOptions)
               if hasattr(args, f.name)}
     values["widths"] = tuple(int(w) for w in args.widths.split(","))
+    values["command"] = "python -m deflicker_impl.train " + " ".join(sys.argv[1:])
     opts = FilterTrainOptions(**values)
     try:
         train_filter(opts)

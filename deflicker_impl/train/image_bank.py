@@ -125,11 +125,17 @@ class ImageBank:
 
     # --- persistence --------------------------------------------------------------------------
 
-    def save_cache(self, path: str | os.PathLike, encoding: str = "raw", quality: int = 95) -> int:
+    def save_cache(
+        self,
+        path: str | os.PathLike,
+        encoding: str = "raw",
+        quality: int = 95,
+        sources: Sequence[str] = (),
+    ) -> int:
         """Write all images into one safetensors file; returns its size in bytes.
 
         encoding "raw" stores the pixels, "jpeg" stores JPEG bytes (about 8x smaller, decoded
-        once when loaded)."""
+        once when loaded). `sources` (where the images came from) is kept for provenance."""
         blobs, shapes = [], []
         for image in self.images:
             array = image.numpy()
@@ -146,7 +152,8 @@ class ImageBank:
             "shapes": torch.tensor(shapes, dtype=torch.int64),
             "offsets": torch.from_numpy(offsets.astype(np.int64)),
         }
-        meta = {"format": CACHE_FORMAT, "encoding": encoding, "names": json.dumps(self.names)}
+        meta = {"format": CACHE_FORMAT, "encoding": encoding, "names": json.dumps(self.names),
+                "sources": json.dumps(list(sources))}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -209,6 +216,12 @@ class ImageBank:
         pixels = sum(int(image.shape[0] * image.shape[1]) for image in self.images)
         return {"images": len(self), "megapixels": round(pixels / 1e6, 1),
                 "clips": len({split_key(n) for n in self.names if "__" in n})}
+
+
+def read_cache_sources(path: str | os.PathLike) -> list[str]:
+    """The `sources` recorded in a cache file (empty if none)."""
+    with safe_open(str(path), framework="pt", device="cpu") as handle:
+        return json.loads((handle.metadata() or {}).get("sources", "[]"))
 
 
 def split_key(name: str) -> str:
