@@ -455,9 +455,12 @@ class ComfyServer:
     def start(self):
         tree = mirror_comfy_tree(self.comfy_root, self.work_dir / "comfyui")
         self.port = _free_loopback_port()
+        # A throwaway database file: with sqlite:///:memory: SQLAlchemy's pool logs
+        # cross-thread "SQLite objects created in a thread..." errors that bury the log tail.
+        database = f"sqlite:///{self.work_dir / 'comfyui.db'}"
         cmd = [sys.executable, str(tree / "main.py"), "--cpu", "--base-directory", str(self.base),
                "--listen", "127.0.0.1", "--port", str(self.port), "--disable-auto-launch",
-               "--disable-api-nodes", "--database-url", "sqlite:///:memory:"]
+               "--disable-api-nodes", "--database-url", database]
         # Like a user's install: the pack is reachable only through custom_nodes/, so an absolute
         # `import deflicker_impl` in the pack fails here as it would for users.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

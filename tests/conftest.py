@@ -10,6 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _ProjectRootIsNotATestPackage:
+    """Collect the project root as a plain directory, not as a Python package.
+
+    The root's __init__.py is the pack's entry point for ComfyUI. As a package, pytest would
+    import it (as a module named after the folder, e.g. `main`, a name ComfyUI's own main.py
+    also answers to) before every session; the pack must only ever be imported by the host.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path, parent):
+        if path == PROJECT_ROOT:
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config):
+    # A registered plugin (unlike this conftest's own hooks) also sees the root directory.
+    config.pluginmanager.register(_ProjectRootIsNotATestPackage(), "project-root-dir")
+
 
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):

@@ -7,6 +7,7 @@ purpose: the output must have exactly the input's size).
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -150,17 +151,22 @@ def test_fit_moves_the_progress_bar(fitted):
     steps = result.progress(ids["fit"])
 
     assert len(steps) >= 3, f"progress messages of the fit: {steps}"
-    values = [s["value"] for s in steps]
-    assert values == sorted(values)
+    # A node may run several phases (fit, then render), each with its own bar total.
+    for earlier, later in itertools.pairwise(steps):
+        if earlier["max"] == later["max"]:
+            assert earlier["value"] <= later["value"], steps
     assert steps[-1]["value"] == steps[-1]["max"]
 
 
 def test_requeued_prompt_is_served_from_the_cache(comfy, fitted):
     prompt, ids, first, _ = fitted
+    assert ids["fit"] in first.executed_nodes
+    # The classic cache keeps the last prompt's nodes only: queue it once more in case another
+    # test's prompt ran in between, then re-queue.
+    comfy.run(prompt)
 
     again = comfy.run(prompt)
 
-    assert ids["fit"] in first.executed_nodes
     assert ids["fit"] not in again.executed_nodes
     assert ids["fit"] in again.cached_nodes
     assert again.progress(ids["fit"]) == []
@@ -195,6 +201,52 @@ def test_cancel_stops_the_fit_within_a_second(comfy):
     assert not worker.is_alive(), "the fit did not stop after Cancel"
     assert outcome["error"].stage == "interrupted", outcome["error"]
     assert outcome["ended"] - pressed < 1.0
+
+
+# -- NeuralFilter (issue 3) ---------------------------------------------------------------------
+
+def require_node(comfy, name: str):
+    if comfy.node_class(name) is None:
+        pytest.skip(f"{name} is not registered yet (a later issue adds it)")
+
+
+def test_neural_filter_after_the_atlas_keeps_count_and_size_and_removes_flicker(comfy, fitted):
+    require_node(comfy, "NeuralFilter")
+    import comfy_host
+
+    if not (comfy_host.PACK_ROOT / "weights" / "neural_filter.safetensors").is_file():
+        pytest.skip("weights/neural_filter.safetensors is not shipped yet")
+    prompt, ids, _, frames = fitted
+    prompt = dict(prompt)  # the same graph plus NeuralFilter fed by the clip and the atlas
+    prompt["90"] = {"class_type": "NeuralFilter", "inputs": {
+        "images": prompt[ids["fit"]]["inputs"]["images"], "atlas_frames": [ids["fit"], 1],
+        "weights": "neural_filter.safetensors"}}
+    prompt["91"] = {"class_type": "SaveImage",
+                    "inputs": {"images": ["90", 0], "filename_prefix": "filtered"}}
+
+    result = comfy.run(prompt)
+
+    saved = read_images(result.image_files("91"))
+    assert saved.shape == (CLIP_FRAMES, CLIP_H, CLIP_W, 3)
+    assert flicker_index(saved) < 0.5 * flicker_index(frames)
+
+
+def test_neural_filter_names_a_damaged_weights_file(comfy):
+    require_node(comfy, "NeuralFilter")
+    models = comfy.base / "models" / "deflicker"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "neural_filter_damaged.safetensors").write_bytes(b"\0" * 100)
+    p = PromptBuilder()
+    images = p.add("DeflickerTestImages", kind="good", frames=3, width=24, height=16)
+    filtered = p.add("NeuralFilter", images=p.out(images), atlas_frames=p.out(images),
+                     weights="neural_filter_damaged.safetensors")
+    p.add("SaveImage", images=p.out(filtered), filename_prefix="never")
+
+    with pytest.raises(ComfyError) as failure:
+        comfy.run(p.build())
+    assert failure.value.node_type == "NeuralFilter"
+    assert failure.value.exception_type.endswith("WeightsError")
+    assert "neural_filter_damaged.safetensors" in str(failure.value)
 
 
 # -- bad input ---------------------------------------------------------------------------------
