@@ -15,8 +15,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deflicker_impl.synthetic import add_synthetic_flicker  # noqa: E402
-from deflicker_impl.video_io import read_clip, write_clip  # noqa: E402
+from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.video_io import read_clip, write_clip
 
 
 def main() -> None:

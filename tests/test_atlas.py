@@ -101,6 +101,13 @@ def test_cancel_from_the_progress_callback_stops_the_fit():
     assert len(calls) == 2
 
 
+def test_fit_works_under_inference_mode_as_comfyui_runs_nodes():
+    with torch.inference_mode():
+        frames = global_gain_flicker(panning_clip(frames=4, h=16, w=20))
+        atlas = fit_atlas(frames, AtlasConfig(iterations=10))
+        assert render_atlas_frames(atlas).shape == (4, 16, 20, 3)
+
+
 def test_progress_reaches_its_total():
     seen = []
     fit_atlas(torch.rand(3, 12, 12, 3), AtlasConfig(iterations=12),

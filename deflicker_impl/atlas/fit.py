@@ -30,14 +30,19 @@ def fit_atlas(
         )
     if config.fit_long_side < 8:
         raise DeflickerInputError("fit_long_side must be at least 8 pixels.")
-    frames = prepare_clip(frames, "frames")
     device = resolve_device(config.device)
-    if config.preset == "fast":
-        from .fit_fast import fit_texture_atlas
+    # Fitting is an optimisation: it needs autograd even when the caller (ComfyUI runs every
+    # node under torch.inference_mode) has switched it off.
+    with torch.inference_mode(False), torch.enable_grad():
+        frames = prepare_clip(frames, "frames")
+        if frames.is_inference():
+            frames = frames.clone()
+        if config.preset == "fast":
+            from .fit_fast import fit_texture_atlas
 
-        model, stats = fit_texture_atlas(frames, config, device, on_progress)
-    else:
-        from .fit_paper import fit_mlp_atlas
+            model, stats = fit_texture_atlas(frames, config, device, on_progress)
+        else:
+            from .fit_paper import fit_mlp_atlas
 
-        model, stats = fit_mlp_atlas(frames, config, device, on_progress)
+            model, stats = fit_mlp_atlas(frames, config, device, on_progress)
     return NeuralAtlas(config, frames.shape[0], (frames.shape[1], frames.shape[2]), model, stats)
