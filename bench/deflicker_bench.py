@@ -1,0 +1,537 @@
+"""Deflicker benchmark: every method on the same inputs, scored with and without ground truth.
+
+Run from the repository root (see bench/README.md):
+
+    .venv/bin/python -m bench.deflicker_bench            # full: 48 frames, 384 px long side
+    .venv/bin/python -m bench.deflicker_bench --quick    # smoke test: 1 clip, 16 frames, 128 px
+
+Writes <out>/<name>.json (every number) and <out>/<name>.md (tables, targets), and prints the
+tables and the machine description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import gc
+import json
+import os
+import platform
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from deflicker_impl.metrics import compute_warp_reference, flicker_index, psnr, warping_error
+
+from . import baselines
+from .datasets import CLEAN_CLIPS, QUICK_CLIP, REAL_CLIPS, WINDOWS, BenchInput, build_inputs
+
+PAPER_ITERATIONS = 10001  # the public configuration's main loop
+
+
+# -- methods ----------------------------------------------------------------------------------
+
+
+@dataclass
+class MethodOutput:
+    """What a method returns: its frames (None: quality not measured), plus time that belongs
+    to it but was spent elsewhere, or an estimate that replaces the measured time."""
+
+    frames: torch.Tensor | None
+    extra_seconds: float = 0.0
+    estimated_seconds: float | None = None
+    extra_peak_mb: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class Method:
+    key: str
+    label: str
+    run: Callable[[torch.Tensor, dict, argparse.Namespace], MethodOutput]
+    once: bool = False  # run on the first synthetic input only (timing-only methods)
+
+
+def _plain(fn):
+    return lambda frames, cache, args: MethodOutput(fn(frames))
+
+
+def _run_atlas(frames, cache, args):
+    from deflicker_impl.atlas import AtlasConfig
+    from deflicker_impl.pipeline import PipelineConfig, run_pipeline
+
+    result = run_pipeline(frames, PipelineConfig(stop_after="atlas", atlas=AtlasConfig()))
+    cache["atlas_frames"] = result.atlas_frames
+    return MethodOutput(result.frames)
+
+
+def _run_atlas_filter(frames, cache, args):
+    """Filter on the atlas fitted by the `atlas` method for this same input (the fit is
+    deterministic, so refitting would only burn CPU); its time and memory are added."""
+    from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter
+
+    atlas_row = cache.get("atlas_row")
+    if "atlas_frames" not in cache or atlas_row is None:
+        _run_atlas(frames, cache, args)
+        atlas_row = {"seconds": 0.0, "peak_mb": 0.0}
+        note = "atlas fitted again"
+    else:
+        note = "atlas reused from the atlas row"
+    config = FilterConfig(weights_path=args.filter_weights)
+    out = apply_neural_filter(frames, cache["atlas_frames"], config)
+    return MethodOutput(out, extra_seconds=atlas_row["seconds"],
+                        extra_peak_mb=atlas_row["peak_mb"], note=note)
+
+
+def _run_paper(frames, cache, args):
+    """The `paper` preset, timed on a few iterations and extrapolated to the full run."""
+    from deflicker_impl.atlas import AtlasConfig, fit_atlas
+
+    t0 = time.perf_counter()
+    atlas = fit_atlas(frames, AtlasConfig(preset="paper", iterations=args.paper_iterations))
+    fit_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    shown = min(2, frames.shape[0])
+    atlas.render(0, shown)
+    render_seconds = (time.perf_counter() - t1) * frames.shape[0] / shown
+    per_iteration = atlas.stats["seconds_per_iteration"]
+    estimate = fit_seconds + per_iteration * (PAPER_ITERATIONS - args.paper_iterations) \
+        + render_seconds
+    note = (f"time estimated: {per_iteration:.2f} s/iteration x {PAPER_ITERATIONS} + flow + "
+            f"render (measured on {args.paper_iterations} iterations, {shown} frames)")
+    return MethodOutput(None, estimated_seconds=estimate, note=note)
+
+
+def _filter_weights(args) -> Path:
+    from deflicker_impl.neural_filter import FilterConfig
+
+    return FilterConfig(weights_path=args.filter_weights).resolved_weights_path()
+
+
+METHODS = {
+    m.key: m
+    for m in (
+        Method("input", "input (no-op)", _plain(lambda f: f)),
+        Method("ffmpeg", "ffmpeg deflicker", _plain(baselines.ffmpeg_deflicker)),
+        Method("median7", "match median7", _plain(baselines.match_to_sliding_median)),
+        Method("clipmedian", "match clip median", _plain(baselines.match_to_clip_median)),
+        Method("atlas", "ours: atlas (fast)", _run_atlas),
+        Method("filter", "ours: atlas+filter", _run_atlas_filter),
+        Method("paper", "ours: atlas (paper)", _run_paper, once=True),
+    )
+}
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+class PeakMemory:
+    """Peak RSS increase of this process while the block runs, sampled every `interval` s by a
+    background thread (psutil). Freed heap is handed back to the OS first (malloc_trim), so the
+    baseline is what is really held, not what earlier methods left in the allocator."""
+
+    def __init__(self, interval: float = 0.01):
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak_mb = 0.0
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._process.memory_info().rss)
+            self._stop.wait(self._interval)
+
+    def __enter__(self):
+        gc.collect()
+        _malloc_trim()
+        self._base = self._peak = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._process.memory_info().rss)
+        self.peak_mb = (self._peak - self._base) / 2**20
+
+
+def _malloc_trim():
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def machine_description(threads: int) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import psutil
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def score(inp: BenchInput, out: MethodOutput, reference, ewarp_in: float) -> dict:
+    if out.frames is None:
+        return {"psnr": None, "ewarp": None, "ewarp_ratio": None, "flicker_index": None}
+    frames = out.frames
+    if frames.shape != inp.frames.shape:
+        raise RuntimeError(f"method changed the clip's shape {tuple(inp.frames.shape)} -> "
+                           f"{tuple(frames.shape)}")
+    ewarp = warping_error(frames, reference)
+    return {
+        "psnr": psnr(frames, inp.clean) if inp.clean is not None else None,
+        "ewarp": ewarp,
+        "ewarp_ratio": ewarp / ewarp_in if ewarp_in > 0 else None,
+        "flicker_index": flicker_index(frames),
+    }
+
+
+def run_benchmark(inputs: list[BenchInput], methods: list[Method], args, log=print) -> tuple:
+    """Run every method on every input -> (rows, kept frames for the picture sheets)."""
+    rows, sheets = [], {}
+    paper_done = False
+    for n, inp in enumerate(inputs, 1):
+        t, h, w, _ = inp.frames.shape
+        reference = compute_warp_reference(inp.flow_source)  # once per input, for all methods
+        ewarp_in = warping_error(inp.frames, reference)
+        cache: dict = {}
+        for method in methods:
+            if method.once and (paper_done or inp.kind != "synthetic"):
+                continue
+            torch.manual_seed(0)
+            with PeakMemory() as mem:
+                t0 = time.perf_counter()
+                out = method.run(inp.frames, cache, args)
+                wall = time.perf_counter() - t0
+            if method.once:
+                paper_done = True
+            seconds = out.estimated_seconds if out.estimated_seconds is not None \
+                else wall + out.extra_seconds
+            row = {
+                "clip": inp.clip, "kind": inp.kind, "window": inp.window, "seed": inp.seed,
+                "method": method.key, "label": method.label, "frames": t, "size": [h, w],
+                "seconds": seconds, "seconds_per_frame": seconds / t, "measured_seconds": wall,
+                "estimated": out.estimated_seconds is not None,
+                "peak_mb": max(mem.peak_mb, out.extra_peak_mb),
+                "ewarp_in": ewarp_in, "flicker_index_in": flicker_index(inp.frames),
+                "loadavg": round(os.getloadavg()[0], 2), "note": out.note,
+                **score(inp, out, reference, ewarp_in),
+            }
+            if method.key == "atlas":
+                cache["atlas_row"] = row
+            rows.append(row)
+            log(f"[{n}/{len(inputs)}] {inp.clip} {inp.label:6s} {method.label:22s} "
+                f"PSNR {_fmt(row['psnr'], 2)}  Ewarp ratio {_fmt(row['ewarp_ratio'], 3)}  "
+                f"{_fmt(row['seconds_per_frame'], 3)} s/frame  {row['peak_mb']:.0f} MB  "
+                f"(load {row['loadavg']})")
+            if out.frames is not None and (inp.kind == "real" or inp.window == 1):
+                picks = _sheet_frames(t)
+                sheet = sheets.setdefault((inp.clip, inp.label), {"picks": picks})
+                if inp.kind == "synthetic":
+                    sheet["clean"] = inp.clean[picks]
+                sheet[method.key] = out.frames[sheet["picks"]]
+            del out
+    return rows, sheets
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def _fmt(value, digits: int, estimated: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return ("~" if estimated else "") + f"{value:.{digits}f}"
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def summarize(rows: list[dict], methods: list[Method]) -> dict:
+    summary = {}
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m.key]
+        if not mine:
+            continue
+        syn = [r for r in mine if r["kind"] == "synthetic"]
+        clean = [r for r in mine if r["kind"] == "clean"]
+        real = [r for r in mine if r["kind"] == "real"]
+        summary[m.key] = {
+            "label": m.label,
+            "synthetic_psnr": _mean(r["psnr"] for r in syn),
+            "synthetic_ewarp_ratio": _mean(r["ewarp_ratio"] for r in syn),
+            "clean_psnr": _mean(r["psnr"] for r in clean),
+            "clean_psnr_min": min((r["psnr"] for r in clean if r["psnr"] is not None),
+                                  default=None),
+            "real_flicker_index": _mean(r["flicker_index"] for r in real),
+            "real_ewarp_ratio": _mean(r["ewarp_ratio"] for r in real),
+            "seconds_per_frame": _mean(r["seconds_per_frame"] for r in syn or mine),
+            "estimated": any(r["estimated"] for r in mine),
+            "peak_mb": max(r["peak_mb"] for r in mine),
+        }
+    return summary
+
+
+def check_targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
+    """The issues' targets, as (description, passed) pairs."""
+    checks = []
+    atlas, ffmpeg = summary.get("atlas"), summary.get("ffmpeg")
+    if atlas and atlas["synthetic_psnr"] is not None:
+        checks.append(((f"atlas: synthetic E_warp ratio {atlas['synthetic_ewarp_ratio']:.3f} "
+                       "<= 0.45"), atlas["synthetic_ewarp_ratio"] <= 0.45))
+        if ffmpeg:
+            checks.append(((f"atlas: synthetic PSNR {atlas['synthetic_psnr']:.2f} dB >= ffmpeg "
+                           f"{ffmpeg['synthetic_psnr']:.2f} dB"),
+                           atlas["synthetic_psnr"] >= ffmpeg["synthetic_psnr"]))
+        checks.append((f"atlas: fit + render {atlas['seconds_per_frame']:.3f} s/frame <= 1.0",
+                       atlas["seconds_per_frame"] <= 1.0))
+    filt = summary.get("filter")
+    if filt and filt["synthetic_psnr"] is not None:
+        checks.append((f"atlas+filter: synthetic PSNR {filt['synthetic_psnr']:.2f} dB >= 27",
+                       filt["synthetic_psnr"] >= 27.0))
+        by_input = {(r["clip"], r["window"]): r for r in rows
+                    if r["method"] == "atlas" and r["kind"] == "synthetic"}
+        wins = [r["psnr"] > by_input[(r["clip"], r["window"])]["psnr"] for r in rows
+                if r["method"] == "filter" and r["kind"] == "synthetic"
+                and (r["clip"], r["window"]) in by_input]
+        if wins:
+            checks.append(((f"atlas+filter: PSNR above atlas-only on {sum(wins)}/{len(wins)} "
+                           "synthetic inputs"), all(wins)))
+        checks.append(((f"atlas+filter: synthetic E_warp ratio {filt['synthetic_ewarp_ratio']:.3f}"
+                       " <= 0.5"), filt["synthetic_ewarp_ratio"] <= 0.5))
+        if filt["clean_psnr_min"] is not None:
+            checks.append(((f"atlas+filter: clean clips >= 35 dB to themselves (worst "
+                           f"{filt['clean_psnr_min']:.2f} dB)"), filt["clean_psnr_min"] >= 35.0))
+        ff = {r["clip"]: r["flicker_index"] for r in rows
+              if r["method"] == "ffmpeg" and r["kind"] == "real"}
+        below = [r["flicker_index"] < ff[r["clip"]] for r in rows
+                 if r["method"] == "filter" and r["kind"] == "real" and r["clip"] in ff]
+        if below:
+            checks.append(((f"atlas+filter: real flicker index below ffmpeg's on "
+                           f"{sum(below)}/{len(below)} clips"), all(below)))
+    return checks
+
+
+def markdown_report(result: dict) -> str:
+    m, s = result["machine"], result["settings"]
+    lines = [
+        f"# Deflicker benchmark: {result['name']}",
+        "",
+        f"`{result['command']}`  ",
+        f"{result['started']}, wall time {result['wall_seconds'] / 60:.1f} min  ",
+        (f"{s['frames']} frames, long side {s['long_side']} px, W = "
+        f"{', '.join(map(str, s['windows']))}; clips: {', '.join(s['clips'])}; real: "
+        f"{', '.join(s['real']) or 'none'}  "),
+        (f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, torch {m['torch']}, "
+        f"{m['torch_threads']} threads, load average at start {m['loadavg_start']}"),
+        "",
+        "## Summary (means over inputs)",
+        "",
+        ("| method | synthetic PSNR (dB) | synthetic E_warp ratio | clean PSNR to itself (dB) "
+        "| real flicker index | real E_warp ratio | s/frame | peak MB |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for v in result["summary"].values():
+        lines.append(
+            f"| {v['label']} | {_fmt(v['synthetic_psnr'], 2)} | "
+            f"{_fmt(v['synthetic_ewarp_ratio'], 3)} | {_fmt(v['clean_psnr'], 2)} | "
+            f"{_fmt(v['real_flicker_index'], 2)} | {_fmt(v['real_ewarp_ratio'], 3)} | "
+            f"{_fmt(v['seconds_per_frame'], 3, v['estimated'])} | {v['peak_mb']:.0f} |"
+        )
+    if result.get("paper_speed_ratio"):
+        lines += ["", (f"`paper` preset / fast preset time: {result['paper_speed_ratio']:.0f}x "
+                  "(same input; paper time extrapolated, its quality not measured).")]
+    lines += ["", "## Targets", ""]
+    lines += [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in result["targets"]] \
+        or ["(none: no atlas row in this run)"]
+    lines += ["", "## Every input", "",
+              ("| clip | input | method | PSNR (dB) | E_warp ratio | flicker index | s/frame "
+              "| peak MB |"), "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        label = f"W={r['window']}" if r["kind"] == "synthetic" else r["kind"]
+        lines.append(
+            f"| {r['clip']} | {label} | {r['label']} | {_fmt(r['psnr'], 2)} | "
+            f"{_fmt(r['ewarp_ratio'], 3)} | {_fmt(r['flicker_index'], 2)} | "
+            f"{_fmt(r['seconds_per_frame'], 3, r['estimated'])} | {r['peak_mb']:.0f} |"
+        )
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _sheet_frames(num_frames: int) -> list[int]:
+    return sorted({0, num_frames // 2, num_frames - 1})
+
+
+def save_sheets(sheets: dict, folder: Path, methods: list[Method]) -> list[Path]:
+    """One PNG per clip: rows = frames (first, middle, last), columns = methods."""
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for (clip, label), outputs in sheets.items():
+        picks = outputs["picks"]
+        cols = [(m.key, outputs[m.key]) for m in methods if m.key in outputs]
+        if "clean" in outputs:
+            cols.insert(0, ("clean", outputs["clean"]))
+        h, w = cols[0][1].shape[1:3]
+        sheet = Image.new("RGB", (w * len(cols), (h + 16) * len(picks)), "white")
+        draw = ImageDraw.Draw(sheet)
+        for c, (name, frames) in enumerate(cols):
+            for r, frame in enumerate(frames):
+                img = (frame.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+                sheet.paste(Image.fromarray(img), (c * w, r * (h + 16) + 16))
+                draw.text((c * w + 4, r * (h + 16) + 2), f"{name} #{picks[r]}", fill="black")
+        path = folder / f"{clip}_{label.replace('=', '')}.png"
+        sheet.save(path)
+        paths.append(path)
+    return paths
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.deflicker_bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke test: clip {QUICK_CLIP} only, 16 frames, 128 px, no real clips")
+    p.add_argument("--frames", type=int, help="first N frames of every clip (default 48)")
+    p.add_argument("--long-side", type=int, help="resize so the long side is this (default 384)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--clips", help=f"comma-separated subset of {','.join(CLEAN_CLIPS)}")
+    p.add_argument("--real", help=f"comma-separated subset of {','.join(REAL_CLIPS)}, or 'none'")
+    p.add_argument("--windows", default=",".join(map(str, WINDOWS)),
+                   help="flicker windows W (frames sharing one flicker pattern)")
+    p.add_argument("--paper-iterations", type=int,
+                   help="iterations the paper preset is timed on, its time is extrapolated "
+                   "(default 10; --quick: 2)")
+    p.add_argument("--filter-weights",
+                   help="neural filter weights for the filter method (default: the shipped file)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="torch threads (default: number of cores)")
+    p.add_argument("--out", default="bench/results", help="folder for the reports")
+    p.add_argument("--name", help="report name (default: quick or full)")
+    p.add_argument("--no-sheets", action="store_true", help="do not write picture sheets")
+    args = p.parse_args(argv)
+    args.frames = args.frames or (16 if args.quick else 48)
+    args.long_side = args.long_side or (128 if args.quick else 384)
+    args.name = args.name or ("quick" if args.quick else "full")
+    args.paper_iterations = args.paper_iterations or (2 if args.quick else 10)
+    default_clips = QUICK_CLIP if args.quick else ",".join(CLEAN_CLIPS)
+    args.clips = _choose(args.clips or default_clips, CLEAN_CLIPS, "--clips")
+    real = args.real or ("none" if args.quick else ",".join(REAL_CLIPS))
+    args.real = [] if real == "none" else _choose(real, REAL_CLIPS, "--real")
+    args.methods = _choose(args.methods, METHODS, "--methods")
+    args.windows = [int(w) for w in args.windows.split(",") if w]
+    return args
+
+
+def _choose(text: str, known: dict, option: str) -> list[str]:
+    chosen = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in known]
+    if unknown:
+        raise SystemExit(f"{option}: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    return chosen
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    started_at = datetime.datetime.now().isoformat(timespec="seconds")
+    notes = [
+        "PSNR: vs the clean clip (synthetic), vs itself (clean: do no harm); n/a on real clips.",
+        ("E_warp ratio: warping error of the output / of the input; flow and occlusion from the "
+        "clean clip (synthetic, clean) or from the input (real), computed once per input."),
+        "flicker index: mean |Y_t - median5(Y)_t| of per-frame mean luma, 8-bit levels.",
+        ("s/frame: wall time of the method / frames (atlas: flow + fit + render; atlas+filter: "
+        "that plus the filter). peak MB: peak RSS increase while the method runs, sampled every "
+        "10 ms by a background thread (psutil), after returning freed heap to the OS."),
+        "Means over the synthetic set; s/frame over synthetic inputs; '~' = extrapolated.",
+    ]
+    load = os.getloadavg()
+    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if load[0] > 0.5:
+        print("WARNING: the machine is busy (load > 0.5); timings will be pessimistic.")
+        notes.append(f"Machine busy at start (load {load[0]:.2f}); timings are pessimistic.")
+
+    methods = [METHODS[k] for k in args.methods]
+    if "filter" in args.methods and not _filter_weights(args).is_file():
+        notes.append(f"atlas+filter skipped: {_filter_weights(args)} not found.")
+        print(f"note: {notes[-1]}")
+        methods = [m for m in methods if m.key != "filter"]
+    if "paper" in args.methods:
+        notes.append(f"paper preset timed on {args.paper_iterations} iterations of the first "
+                     f"synthetic input and extrapolated to {PAPER_ITERATIONS}; quality n/a.")
+
+    inputs = build_inputs(args.clips, args.real, args.frames, args.long_side, args.windows)
+    if not inputs:
+        raise SystemExit("No input clip found; see bench/README.md for where the clips live.")
+    machine = machine_description(args.threads)
+    rows, sheets = run_benchmark(inputs, methods, args)
+    summary = summarize(rows, methods)
+    ratio = _paper_speed_ratio(rows)
+    result = {
+        "name": args.name,
+        "command": " ".join(shlex.quote(a) for a in [
+            ".venv/bin/python", "-m", "bench.deflicker_bench", *(argv or sys.argv[1:])]),
+        "started": started_at,
+        "wall_seconds": time.perf_counter() - started,
+        "machine": machine | {"loadavg_end": [round(x, 2) for x in os.getloadavg()]},
+        "settings": {"frames": args.frames, "long_side": args.long_side,
+                     "windows": args.windows, "clips": args.clips, "real": args.real,
+                     "methods": [m.key for m in methods],
+                     "paper_iterations": args.paper_iterations},
+        "rows": rows, "summary": summary, "paper_speed_ratio": ratio,
+        "targets": check_targets(rows, summary), "notes": notes,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.no_sheets and sheets:
+        paths = save_sheets(sheets, out / f"{args.name}_frames", methods)
+        notes.append(f"Frames side by side: {', '.join(str(p) for p in paths)}")
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    report = markdown_report(result)
+    (out / f"{args.name}.md").write_text(report)
+    print(report)
+    print(json.dumps(machine, indent=1))
+    print(f"wrote {out / (args.name + '.json')} and {out / (args.name + '.md')}")
+    return result
+
+
+def _paper_speed_ratio(rows: list[dict]) -> float | None:
+    paper = next((r for r in rows if r["method"] == "paper"), None)
+    if paper is None:
+        return None
+    fast = next((r for r in rows if r["method"] == "atlas" and r["clip"] == paper["clip"]
+                 and r["window"] == paper["window"] and r["kind"] == paper["kind"]), None)
+    return paper["seconds"] / fast["seconds"] if fast else None
+
+
+if __name__ == "__main__":
+    main()
