@@ -154,24 +154,19 @@ def test_nan_frames_are_refused_naming_the_frame():
         apply_neural_filter(frames, atlas, FilterConfig(chunk_size=3), net=scrambled_net())
 
 
-@pytest.mark.slow
 def test_speed_budget_is_met_by_the_default_network_at_512px():
-    """The budget of filter_net: a 512x512 frame in <= 0.25 s with 2 threads on a 2-core CPU.
-    Meaningful only on an otherwise idle machine (hence `slow`, run it alone)."""
+    """Budget: a 512x512 frame in <= 0.25 s on a 2-core CPU with 2 threads. Checked as the CPU
+    time of ONE thread (the fixture), which bounds the 2-thread wall time on an idle machine and,
+    unlike wall time, does not depend on other jobs sharing the CPU."""
     net = build_neural_filter().eval()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        x = torch.rand(1, 3, 512, 512)
-        with torch.inference_mode():
+    x = torch.rand(1, 3, 512, 512)
+    with torch.inference_mode():
+        net(x, x)
+        times = []
+        for _ in range(3):
+            start = time.process_time()
             net(x, x)
-            times = []
-            for _ in range(3):
-                start = time.perf_counter()
-                net(x, x)
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
+            times.append(time.process_time() - start)
     assert min(times) <= 0.25
     assert count_parameters(net) < 1_500_000
 
