@@ -59,6 +59,10 @@ def ffmpeg_deflicker(frames: torch.Tensor, size: int = 5, mode: str = "am") -> t
     import imageio_ffmpeg
 
     t, h, w, _ = frames.shape
+    if t < 2:
+        return frames.clone()
+    # The filter misbehaves on clips shorter than its window (it averages over missing frames).
+    size = min(size, t)
     data = (frames.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy().tobytes()
     graph = f"format=yuv444p,deflicker=size={size}:mode={mode},format=rgb24"
     cmd = [

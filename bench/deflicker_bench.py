@@ -172,7 +172,7 @@ def _malloc_trim():
         pass
 
 
-def machine_description(threads: int) -> dict:
+def machine_description(threads: int, load: tuple[float, float, float]) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -189,7 +189,7 @@ def machine_description(threads: int) -> dict:
         "torch_threads": threads,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_start": [round(x, 2) for x in load],
     }
 
 
@@ -492,7 +492,7 @@ def main(argv=None) -> dict:
     inputs = build_inputs(args.clips, args.real, args.frames, args.long_side, args.windows)
     if not inputs:
         raise SystemExit("No input clip found; see bench/README.md for where the clips live.")
-    machine = machine_description(args.threads)
+    machine = machine_description(args.threads, load)
     rows, sheets = run_benchmark(inputs, methods, args)
     summary = summarize(rows, methods)
     ratio = _paper_speed_ratio(rows)
