@@ -18,6 +18,7 @@ import torch
 from .device import resolve_device
 from .errors import DeflickerInputError, WeightsError
 from .filter_net import FilterNetConfig, NeuralFilterNet
+from .global_stability import stabilise_global_colour
 from .weights import default_weights_path, load_weights, read_weights_metadata
 
 WEIGHTS_KIND = "neural_filter"
@@ -37,6 +38,9 @@ class FilterConfig:
     chunk_pixels: int = 1 << 20  # pixel budget of an automatic chunk (~0.4 s on a 2-core CPU)
     tile_size: int = 2048  # frames with a side above this go in tiles (1080p whole: ~0.8 GB)
     tile_overlap: int = 128  # pixels shared by neighbouring tiles, blended linearly
+    # Frames over which the output's global colour may drift from the atlas's; faster changes
+    # (the filter's own per-frame jitter) are removed. 0 or 1: off.
+    global_window: int = 9
     dtype: str = "float32"  # "float32" | "float16" | "bfloat16" (half types: GPU only)
 
     def resolved_weights_path(self) -> Path:
@@ -123,7 +127,7 @@ def apply_neural_filter(
         result[start:stop] = out.permute(0, 2, 3, 1).to("cpu", torch.float32)
         if on_progress is not None:
             on_progress(stop, t)
-    return result
+    return stabilise_global_colour(result, atlas_frames, cfg.global_window)
 
 
 def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -51,7 +51,7 @@ def _stack_uint8(arrays: list[np.ndarray], source: Path) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).float().div_(255.0)
 
 
-def _read_folder(path: Path) -> Clip:
+def _read_folder(path: Path, max_frames: int | None) -> Clip:
     from PIL import Image
 
     files = sorted(
@@ -63,7 +63,7 @@ def _read_folder(path: Path) -> Clip:
             f"Folder {path} contains no image files ({', '.join(FRAME_SUFFIXES)})."
         )
     arrays = []
-    for f in files:
+    for f in files[:max_frames]:
         try:
             with Image.open(f) as im:
                 arrays.append(np.asarray(im.convert("RGB")))
@@ -72,13 +72,15 @@ def _read_folder(path: Path) -> Clip:
     return Clip(_stack_uint8(arrays, path), DEFAULT_FPS)
 
 
-def _read_animated_image(path: Path) -> Clip:
+def _read_animated_image(path: Path, max_frames: int | None) -> Clip:
     from PIL import Image, ImageSequence
 
     try:
         with Image.open(path) as im:
             arrays, durations = [], []
             for frame in ImageSequence.Iterator(im):
+                if max_frames is not None and len(arrays) >= max_frames:
+                    break
                 arrays.append(np.asarray(frame.convert("RGB")))
                 durations.append(frame.info.get("duration", 0) or 0)
     except OSError as exc:
@@ -88,7 +90,7 @@ def _read_animated_image(path: Path) -> Clip:
     return Clip(_stack_uint8(arrays, path), fps)
 
 
-def _read_video_file(path: Path) -> Clip:
+def _read_video_file(path: Path, max_frames: int | None) -> Clip:
     import av
 
     try:
@@ -98,7 +100,11 @@ def _read_video_file(path: Path) -> Clip:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
-            arrays = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+            arrays = []
+            for frame in container.decode(stream):
+                if max_frames is not None and len(arrays) >= max_frames:
+                    break
+                arrays.append(frame.to_ndarray(format="rgb24"))
     except DeflickerInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -108,21 +114,24 @@ def _read_video_file(path: Path) -> Clip:
     return Clip(_stack_uint8(arrays, path), Fraction(rate))
 
 
-def read_clip(path: str | os.PathLike) -> Clip:
-    """Read a video file (mp4, webm, mov, mkv, avi), an animated gif/webp, or a folder of frames."""
+def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
+    """Read a video file (mp4, webm, mov, mkv, avi), an animated gif/webp, or a folder of frames.
+
+    `max_frames` stops decoding after that many frames (the rest is never decoded).
+    """
     path = Path(path)
+    if max_frames is not None and max_frames < 1:
+        raise DeflickerInputError(f"max_frames must be at least 1, got {max_frames}.")
     if not path.exists():
         raise DeflickerInputError(f"Input {path} does not exist.")
     if path.is_dir():
-        return _read_folder(path)
+        return _read_folder(path, max_frames)
     suffix = path.suffix.lower()
     if suffix in ANIMATED_IMAGE_SUFFIXES:
-        return _read_animated_image(path)
-    if suffix in VIDEO_SUFFIXES or suffix == "":
-        return _read_video_file(path)
+        return _read_animated_image(path, max_frames)
     if suffix in FRAME_SUFFIXES:
-        return _read_animated_image(path)
-    return _read_video_file(path)
+        return _read_animated_image(path, max_frames)
+    return _read_video_file(path, max_frames)
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -33,6 +33,13 @@ def test_round_trip_keeps_count_size_and_rate(tmp_path, name, fps, tol):
     assert (back.frames - clip).abs().mean() < tol
 
 
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.gif", "frames"])
+def test_max_frames_stops_decoding_early(tmp_path, name):
+    write_clip(tmp_path / name, panning_clip(frames=9, h=16, w=16, detail=4), 10)
+    assert read_clip(tmp_path / name, max_frames=4).frames.shape[0] == 4
+    assert read_clip(tmp_path / name, max_frames=100).frames.shape[0] == 9
+
+
 def test_folder_frames_are_read_in_natural_order(tmp_path):
     from PIL import Image
 

@@ -1,0 +1,43 @@
+"""Removing the global frame-to-frame colour jitter that a per-frame network leaves behind.
+
+The neural filter sees one frame at a time, so its small per-frame colour errors add a faint
+global flicker of their own. The atlas frames are, by construction, steady. For each frame and
+channel we compare the output's mean with the atlas frame's mean; the slowly varying part of that
+ratio (content the atlas lacks, such as a moving object) is kept, and only its fast part — the
+jitter — is divided out.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def temporal_moving_average(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Centred moving average of x [T,C] over `window` frames, edges replicated."""
+    if window <= 1 or x.shape[0] < 2:
+        return x.clone()
+    half = window // 2
+    padded = F.pad(x.t()[None], (half, half), mode="replicate")  # [1,C,T+2h]
+    return F.avg_pool1d(padded, 2 * half + 1, stride=1)[0].t()
+
+
+def stabilise_global_colour(
+    frames: torch.Tensor, atlas_frames: torch.Tensor, window: int = 9, eps: float = 1e-3
+) -> torch.Tensor:
+    """Per-frame per-channel gain that makes the global colour of frames [T,H,W,3] follow the
+    steady atlas frames [T,H,W,3] from frame to frame. In place on `frames`; returns it.
+
+    Gains are computed from means in chunks, so this costs two passes over the clip and no copy.
+    """
+    t = frames.shape[0]
+    if window <= 1 or t < 3:
+        return frames
+    mean_out = torch.stack([frames[i].mean(dim=(0, 1)) for i in range(t)]).double()
+    mean_atlas = torch.stack([atlas_frames[i].mean(dim=(0, 1)) for i in range(t)]).double()
+    log_ratio = mean_atlas.clamp_min(eps).log() - mean_out.clamp_min(eps).log()  # [T,3]
+    jitter = log_ratio - temporal_moving_average(log_ratio, window)
+    gains = jitter.exp().float()
+    for i in range(t):
+        frames[i].mul_(gains[i]).clamp_(0.0, 1.0)
+    return frames
