@@ -97,11 +97,13 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     clip = read_clip(args.input).frames
     report = {"frames": int(clip.shape[0]), "flicker_index": flicker_index(clip)}
     ref_clip = read_clip(args.reference).frames if args.reference else None
-    if ref_clip is not None and ref_clip.shape != clip.shape:
-        raise DeflickerInputError(
-            f"--reference has shape {tuple(ref_clip.shape)} but INPUT has {tuple(clip.shape)}.")
+    flow_clip = read_clip(args.flow_from).frames if args.flow_from else ref_clip
+    for name, other in (("--reference", ref_clip), ("--flow-from", flow_clip)):
+        if other is not None and other.shape != clip.shape:
+            raise DeflickerInputError(
+                f"{name} has shape {tuple(other.shape)} but INPUT has {tuple(clip.shape)}.")
     if clip.shape[0] >= 2:
-        flow_source = ref_clip if ref_clip is not None else clip
+        flow_source = flow_clip if flow_clip is not None else clip
         report["warping_error"] = warping_error(clip, compute_warp_reference(flow_source))
     if ref_clip is not None:
         report["psnr_to_reference"] = psnr(clip, ref_clip)
@@ -164,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("input")
     m.add_argument("--reference", default=None,
                    help="a clean clip of the same shape: flow source, and PSNR against it")
+    m.add_argument("--flow-from", default=None,
+                   help="clip of the same shape whose motion defines the warping error (e.g. the "
+                        "input of a deflicker run, to compare input and output on equal terms)")
     m.set_defaults(func=_cmd_metrics)
 
     f = sub.add_parser("flicker", help="add synthetic flicker to a clean clip (for testing)",

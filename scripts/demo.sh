@@ -8,5 +8,5 @@ OUT=out/demo_deflickered.mp4
 .venv/bin/python -m deflicker_impl deflicker "$IN" "$OUT" --save-texture out/demo_atlas.png
 echo "--- flicker before / after ---"
 .venv/bin/python -m deflicker_impl metrics "$IN"
-.venv/bin/python -m deflicker_impl metrics "$OUT" --reference "$IN" | grep -v psnr
+.venv/bin/python -m deflicker_impl metrics "$OUT" --flow-from "$IN"
 echo "Deflickered video: $(pwd)/$OUT   (atlas texture: $(pwd)/out/demo_atlas.png)"

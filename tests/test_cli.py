@@ -88,3 +88,6 @@ def test_metrics_and_flicker_commands(flickering_mp4, tmp_path):
     assert run_cli("flicker", str(clean), str(tmp_path / "fl.mp4"), "--window", "2").returncode == 0
     res = run_cli("metrics", str(tmp_path / "fl.mp4"), "--reference", str(clean))
     assert json.loads(res.stdout)["psnr_to_reference"] < 40
+    flow_from = json.loads(run_cli("metrics", str(clean), "--flow-from",
+                                   str(tmp_path / "fl.mp4")).stdout)
+    assert "psnr_to_reference" not in flow_from and flow_from["warping_error"] >= 0
