@@ -151,6 +151,8 @@ def fit_mlp_atlas(frames: torch.Tensor, config: AtlasConfig, device: torch.devic
         optim.zero_grad()
         loss.backward()
         optim.step()
+        if on_progress is not None:
+            on_progress(0, iterations)
 
     n = config.paper_samples
     t_loop = time.perf_counter()
@@ -189,7 +191,7 @@ def fit_mlp_atlas(frames: torch.Tensor, config: AtlasConfig, device: torch.devic
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
-        if on_progress is not None and (it % 10 == 9 or it == iterations - 1):
+        if on_progress is not None:  # every step: one step can take seconds on a CPU
             on_progress(it + 1, iterations)
     stats = {"preset": "paper", "iterations": iterations, "fit_size": (h, w),
              "seconds_total": time.perf_counter() - t0,
