@@ -133,6 +133,8 @@ def fit_mlp_atlas(frames: torch.Tensor, config: AtlasConfig, device: torch.devic
     masks = torch.zeros(max(num - 1, 1), h, w)
     for t in range(num - 1):
         flows[t], masks[t] = flow_with_occlusion(video[t], video[t + 1], "medium", normalise=True)
+        if on_progress is not None:
+            on_progress(0, config.resolved_iterations())
 
     mapping, atlas = MappingMLP().to(device), AtlasMLP().to(device)
     optim = torch.optim.Adam(list(mapping.parameters()) + list(atlas.parameters()),
