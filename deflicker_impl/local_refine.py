@@ -1,0 +1,154 @@
+"""The LocalFlickerRefine stage: filtered frames -> locally steadier frames.
+
+`apply_local_refine(frames, config)` runs the trained LocalRefineNet over a clip one frame after
+the other. Memory is bounded: between steps only the previous filtered frame, the previous output
+and the ConvLSTM state live on the device; the result is assembled on the CPU. The first frame
+is refined with itself as "previous". Very large frames are split into overlapping tiles, each
+with its own recurrent state, blended with linear ramps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from .device import resolve_device
+from .errors import DeflickerInputError, WeightsError
+from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
+from .refine_net import LocalRefineNet, RefineNetConfig
+from .weights import default_weights_path, load_weights, read_weights_metadata
+
+WEIGHTS_KIND = "local_refine"
+DEFAULT_WEIGHTS_NAME = "local_refine.safetensors"
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class RefineConfig:
+    """How to run the local refinement."""
+
+    weights_path: str | os.PathLike | None = None  # None: the shipped weights/local_refine...
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    tile_size: int = 2048  # frames with a side above this go in tiles (each its own state)
+    tile_overlap: int = 64  # pixels shared by neighbouring tiles, blended linearly
+
+    def resolved_weights_path(self) -> Path:
+        if self.weights_path is None or str(self.weights_path) == "":
+            return default_weights_path(DEFAULT_WEIGHTS_NAME)
+        return Path(self.weights_path)
+
+
+def load_local_refine(config: RefineConfig | None = None) -> LocalRefineNet:
+    """The network described by the weights file, in eval mode on the chosen device (cached per
+    file, modification time, size and device)."""
+    cfg = config or RefineConfig()
+    path = cfg.resolved_weights_path().expanduser().resolve()
+    device = resolve_device(cfg.device)
+    if not path.is_file():
+        raise WeightsError(
+            f"Local refinement weights {path} not found. The pack ships "
+            f"weights/{DEFAULT_WEIGHTS_NAME}; put it back, pick another file, or train one with "
+            "`python -m deflicker_impl.train refine ... --export FILE`."
+        )
+    stat = path.stat()
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, str(device))
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> LocalRefineNet:
+    meta = read_weights_metadata(path, kind=WEIGHTS_KIND)
+    try:
+        arch = RefineNetConfig.from_json(meta["arch"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(
+            f"Weights file {path} has no valid network description ('arch' metadata): {exc}. "
+            "Export it with the training command of this pack."
+        ) from exc
+    net = LocalRefineNet(arch)
+    load_weights(path, net, kind=WEIGHTS_KIND)
+    net = net.to(torch.device(device)).eval()
+    net.requires_grad_(False)
+    return net
+
+
+def apply_local_refine(
+    frames: torch.Tensor,
+    config: RefineConfig | None = None,
+    on_progress: ProgressCallback | None = None,
+    net: LocalRefineNet | None = None,
+) -> torch.Tensor:
+    """Refine a filtered clip [T,H,W,C] (C in 1/3/4, float 0..1 or uint8) -> [T,H,W,3] float32
+    on the CPU, same size as the input.
+
+    `net` overrides the weights in `config` (tests, training). `on_progress(done, total)` is
+    called after every frame (and tile), counting frames; it may raise to cancel.
+    """
+    cfg = config or RefineConfig()
+    _check_clip(frames)
+    if net is None:
+        net = load_local_refine(cfg)
+    device = next(net.parameters()).device
+    t, h, w = frames.shape[:3]
+    result = torch.empty((t, h, w, 3), dtype=torch.float32)
+    tiles = _tiles(h, w, cfg.tile_size, cfg.tile_overlap)
+    overlap = max(0, min(cfg.tile_overlap, cfg.tile_size // 2))
+    states: dict[tuple[int, int], object] = {}
+    prev_filtered = prev_output = None
+    with torch.inference_mode():
+        for i in range(t):
+            current = _chunk_as_batch(frames, i, i + 1, "frames", device, torch.float32)
+            if prev_filtered is None:
+                prev_filtered = prev_output = current
+            out = _refine_tiled(net, current, prev_filtered, prev_output, states, tiles,
+                                overlap, lambda i=i: on_progress(i, t) if on_progress else None)
+            result[i] = out[0].permute(1, 2, 0).to("cpu", torch.float32)
+            prev_filtered, prev_output = current, out
+            if on_progress is not None:
+                on_progress(i + 1, t)
+    return result
+
+
+def _tiles(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    if tile <= 0 or (h <= tile and w <= tile):
+        return [(0, h, 0, w)]
+    overlap = max(0, min(overlap, tile // 2))
+    return [(y0, min(h, y0 + tile), x0, min(w, x0 + tile))
+            for y0 in _tile_starts(h, tile, overlap) for x0 in _tile_starts(w, tile, overlap)]
+
+
+def _refine_tiled(net, current, prev_filtered, prev_output, states, tiles, overlap, on_tile):
+    """One step of the net over [1,3,H,W] inputs, tile by tile; updates `states` in place."""
+    if len(tiles) == 1:
+        out, states[(0, 0)] = net(current, prev_filtered, prev_output, states.get((0, 0)))
+        return out
+    h, w = current.shape[-2:]
+    out = torch.zeros_like(current)
+    weight = torch.zeros_like(current[:, :1])
+    for y0, y1, x0, x1 in tiles:
+        key = (y0, x0)
+        sl = (..., slice(y0, y1), slice(x0, x1))
+        piece, states[key] = net(current[sl], prev_filtered[sl], prev_output[sl], states.get(key))
+        mask = (_ramp(y1 - y0, overlap, y0 > 0, y1 < h, current)[:, None]
+                * _ramp(x1 - x0, overlap, x0 > 0, x1 < w, current)[None, :])
+        out[sl] += piece * mask
+        weight[sl] += mask
+        on_tile()
+    return out / weight
+
+
+def _check_clip(frames: torch.Tensor) -> None:
+    if not isinstance(frames, torch.Tensor):
+        raise DeflickerInputError(f"frames must be a tensor [T,H,W,3], got {type(frames).__name__}.")
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        raise DeflickerInputError(
+            f"frames must have shape [frames, height, width, 3], got {tuple(frames.shape)}. "
+            "A [T,3,H,W] tensor must be permuted to [T,H,W,3]."
+        )
+    if min(frames.shape[:3]) < 1:
+        raise DeflickerInputError(f"frames is empty: shape {tuple(frames.shape)}.")
