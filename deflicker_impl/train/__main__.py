@@ -2,6 +2,7 @@
 
 Trainers:
   filter   the neural filter (deflicker_impl/train/filter_training.py)
+  refine   the local refinement net (deflicker_impl/train/refine_training.py)
 
 Adding a trainer (e.g. `refine` for the local refinement net): write
 deflicker_impl/train/<name>_training.py with `add_cli(subparsers)` that registers its subcommand
@@ -13,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import filter_training
+from . import filter_training, refine_training
 
-TRAINERS = [filter_training]
+TRAINERS = [filter_training, refine_training]
 
 
 def build_parser() -> argparse.ArgumentParser:

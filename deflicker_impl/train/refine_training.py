@@ -1,0 +1,518 @@
+"""Training of the local refinement net on short clean video sequences with synthetic flicker.
+
+    python -m deflicker_impl.train refine --cache .traincache/refine_data.safetensors \
+        --out runs/refine --steps N --batch 8 --crop 96 --lr 1e-3 --seed 0
+        [--device auto] [--threads N] [--max-minutes M] [--resume] [--export FILE]
+
+Data: the cache of scripts/build_refine_cache.py (clean frames of short sequences plus DIS flow
+and occlusion masks computed on the CLEAN frames, t -> t-1 and t -> 0). Each step takes random
+crops of random training sequences and makes the refinement's input O^f by adding synthetic
+LOCAL flicker of the kind the neural filter leaves behind (smooth low-amplitude gain/offset
+fields per channel that change every frame, plus a little global jitter), generated on the
+training device from a seeded generator; some sequences stay clean ("do no harm").
+
+The net is unrolled over the sequence (O_0 from the first frame with itself as "previous").
+Loss per frame t >= 1, with W(x, flow) the backward warp and M the occlusion mask:
+
+    |O_t - G_t|                                                  fidelity (every frame, t >= 0)
+  + w_short * M_prev  |(O_t - W(O_{t-1})) - (G_t - W(G_{t-1}))|   short-term warping
+  + w_long  * M_first |(O_t - W(O_0))     - (G_t - W(G_0))|       long-term warping
+
+The warping terms compare the output's change along the motion with the clean clip's change, so
+they push towards the clean clip's own temporal behaviour (real lighting changes, flow errors)
+instead of towards a frozen picture, and never fight the fidelity term.
+
+Validation: held-out clips (--val-clips, by name), every sequence with a fixed flicker (seed
+VAL_SEED, the same for every training seed), mean PSNR and paper-style warping error (L1 over
+non-occluded pixels, short + long term) of the input and of the output.
+
+Output folder: log.jsonl, checkpoint.safetensors + checkpoint_state.pt (atomic, `--resume`
+continues), and `--export FILE` writes the final weights with their provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..device import resolve_device
+from ..errors import DeflickerInputError
+from ..flow import warp_with_flow
+from ..local_refine import WEIGHTS_KIND
+from ..refine_net import LocalRefineNet, RefineNetConfig
+from ..weights import load_weights, save_weights
+
+VAL_SEED = 20180908
+CHECKPOINT = "checkpoint.safetensors"
+CHECKPOINT_STATE = "checkpoint_state.pt"
+LOG = "log.jsonl"
+PARTS = ("frames", "flow_prev", "mask_prev", "flow_first", "mask_first")
+
+
+@dataclass
+class RefineTrainOptions:
+    out: str = "runs/refine"
+    cache: list[str] = field(default_factory=list)
+    val_clips: tuple[str, ...] = ("bedroom", "carphone_pristine")
+    steps: int = 20000
+    batch: int = 8
+    crop: int = 96
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.05
+    warmup: int = 100
+    clip_grad: float = 1.0
+    w_short: float = 2.0
+    w_long: float = 1.0
+    clean_prob: float = 0.15  # sequences without flicker: the net must leave them alone
+    local_sigma: float = 0.06  # std of the local log-gain field (per channel, per frame)
+    offset_sigma: float = 0.02  # std of the local offset field
+    global_sigma: float = 0.01  # std of the global per-channel gain/offset jitter
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    val_every: int = 200
+    log_every: int = 50
+    checkpoint_every: int = 500
+    max_minutes: float | None = None
+    session_steps: int | None = None
+    resume: bool = False
+    export: str | None = None
+    half_width: int = RefineNetConfig().half_width
+    quarter_width: int = RefineNetConfig().quarter_width
+    hidden_width: int = RefineNetConfig().hidden_width
+    residual_blocks: int = RefineNetConfig().residual_blocks
+    command: str = ""
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sequence:
+    """One clean sequence: frames [T,3,H,W] float, flows [T-1,H,W,2], masks [T-1,H,W]."""
+
+    name: str
+    frames: torch.Tensor
+    flow_prev: torch.Tensor
+    mask_prev: torch.Tensor
+    flow_first: torch.Tensor
+    mask_first: torch.Tensor
+
+    @property
+    def clip(self) -> str:
+        return self.name.split("__")[0]
+
+    def to(self, device) -> Sequence:
+        return Sequence(self.name, *(getattr(self, p).to(device) for p in PARTS))
+
+
+def load_sequences(paths: list[str]) -> list[Sequence]:
+    """All sequences of the given caches (scripts/build_refine_cache.py format)."""
+    from safetensors import safe_open
+
+    sequences = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise DeflickerInputError(
+                f"Refinement cache {path} not found; build it with scripts/build_refine_cache.py."
+            )
+        with safe_open(path, framework="pt") as handle:
+            keys = set(handle.keys())
+            names = sorted({k.rsplit("__", 1)[0] for k in keys})
+            for name in names:
+                t = {p: handle.get_tensor(f"{name}__{p}") for p in PARTS}
+                sequences.append(Sequence(
+                    name, t["frames"].permute(0, 3, 1, 2).float() / 255.0,
+                    t["flow_prev"].float(), t["mask_prev"].float(),
+                    t["flow_first"].float(), t["mask_first"].float()))
+    if not sequences:
+        raise DeflickerInputError(f"No sequences in {paths}.")
+    return sequences
+
+
+def crop_batch(sequences: list[Sequence], batch: int, crop: int, gen: torch.Generator) -> dict:
+    """Random crops of random sequences -> dict of batched tensors (on the sequences' device):
+    clean [B,T,3,c,c], flow_prev/flow_first [B,T-1,c,c,2], mask_prev/mask_first [B,T-1,c,c].
+    Masks are also cleared where the flow leaves the crop."""
+    picks = torch.randint(len(sequences), (batch,), generator=gen).tolist()
+    parts: dict[str, list] = {p: [] for p in PARTS}
+    for index in picks:
+        seq = sequences[index]
+        h, w = seq.frames.shape[-2:]
+        c = min(crop, h, w)
+        y0 = int(torch.randint(h - c + 1, (1,), generator=gen))
+        x0 = int(torch.randint(w - c + 1, (1,), generator=gen))
+        for p in PARTS:
+            part = getattr(seq, p)
+            if p == "frames":
+                part = part[..., y0:y0 + c, x0:x0 + c]
+            else:
+                part = part[:, y0:y0 + c, x0:x0 + c]
+            if c < crop:  # a short clip: stretch (rare; keeps the batch rectangular)
+                part = _resize_part(part, p, crop, c)
+            parts[p].append(part)
+    out = {p: torch.stack(v) for p, v in parts.items()}
+    for kind in ("prev", "first"):
+        out[f"mask_{kind}"] = out[f"mask_{kind}"] * _inside(out[f"flow_{kind}"])
+    out["clean"] = out.pop("frames")
+    return out
+
+
+def _resize_part(part: torch.Tensor, name: str, size: int, c: int) -> torch.Tensor:
+    if name == "frames":
+        return F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False)
+    if name.startswith("flow"):
+        x = F.interpolate(part.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                          align_corners=False) * (size / c)
+        return x.permute(0, 2, 3, 1)
+    return F.interpolate(part[:, None], size=(size, size), mode="nearest")[:, 0]
+
+
+def _inside(flow: torch.Tensor) -> torch.Tensor:
+    """[...,H,W,2] -> [...,H,W] 1 where x + flow lands inside the frame."""
+    h, w = flow.shape[-3:-1]
+    ys, xs = torch.meshgrid(torch.arange(h, device=flow.device),
+                            torch.arange(w, device=flow.device), indexing="ij")
+    x = xs + flow[..., 0]
+    y = ys + flow[..., 1]
+    return ((x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)).float()
+
+
+def add_local_flicker(
+    clean: torch.Tensor, gen: torch.Generator, opts: RefineTrainOptions, strength=None
+) -> torch.Tensor:
+    """clean [B,T,3,H,W] -> flickered [B,T,3,H,W] in 0..1 (on clean's device, from `gen`, which
+    must live on that device). `strength` [B] scales each sequence's flicker (default: random
+    in 0..1, zero with probability opts.clean_prob)."""
+    b, t, _, h, w = clean.shape
+    dev = clean.device
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=gen, device=dev)
+
+    if strength is None:
+        strength = torch.rand(b, generator=gen, device=dev)
+        strength = strength * (torch.rand(b, generator=gen, device=dev) >= opts.clean_prob)
+    s = strength.view(b, 1, 1, 1, 1)
+    cells = int(torch.randint(2, 6, (1,), generator=gen, device=dev))
+    coarse = randn(b * t, 6, cells, cells)
+    fields = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    fields = fields.view(b, t, 6, h, w)
+    log_gain = fields[:, :, :3] * opts.local_sigma + randn(b, t, 3, 1, 1) * opts.global_sigma
+    offset = fields[:, :, 3:] * opts.offset_sigma + randn(b, t, 3, 1, 1) * opts.global_sigma
+    out = clean * torch.exp(log_gain * s) + offset * s
+    return out.clamp(0.0, 1.0)
+
+
+# --- losses and metrics ------------------------------------------------------------------------
+
+
+def unroll(net: LocalRefineNet, flickered: torch.Tensor, clamp: bool) -> list[torch.Tensor]:
+    """Run the net over [B,T,3,H,W] -> list of T outputs [B,3,H,W]."""
+    first = flickered[:, 0]
+    out, state = net(first, first, first, None, clamp=clamp)
+    outputs = [out]
+    for t in range(1, flickered.shape[1]):
+        out, state = net(flickered[:, t], flickered[:, t - 1], outputs[-1], state, clamp=clamp)
+        outputs.append(out)
+    return outputs
+
+
+def _masked_l1(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """diff [B,3,H,W], mask [B,H,W] -> scalar mean |diff| over valid pixels."""
+    err = diff.abs().mean(1) * mask
+    return err.sum() / mask.sum().clamp_min(1.0)
+
+
+def refine_loss(outputs: list[torch.Tensor], batch: dict, opts: RefineTrainOptions) -> dict:
+    clean = batch["clean"]
+    fidelity = sum((o - clean[:, t]).abs().mean() for t, o in enumerate(outputs)) / len(outputs)
+    short = long = torch.zeros((), device=clean.device)
+    for t in range(1, len(outputs)):
+        fp, fl = batch["flow_prev"][:, t - 1], batch["flow_first"][:, t - 1]
+        change = outputs[t] - warp_with_flow(outputs[t - 1], fp)
+        change_clean = clean[:, t] - warp_with_flow(clean[:, t - 1], fp)
+        short = short + _masked_l1(change - change_clean, batch["mask_prev"][:, t - 1])
+        drift = outputs[t] - warp_with_flow(outputs[0], fl)
+        drift_clean = clean[:, t] - warp_with_flow(clean[:, 0], fl)
+        long = long + _masked_l1(drift - drift_clean, batch["mask_first"][:, t - 1])
+    steps = max(1, len(outputs) - 1)
+    short, long = short / steps, long / steps
+    total = fidelity + opts.w_short * short + opts.w_long * long
+    return {"loss": total, "fidelity": fidelity, "short": short, "long": long}
+
+
+def warping_error(clip: list[torch.Tensor], seq: Sequence) -> float:
+    """Paper-style warping error of a sequence's outputs (list of [1,3,H,W]) with its clean flows."""
+    total = 0.0
+    for t in range(1, len(clip)):
+        fp, fl = seq.flow_prev[t - 1][None], seq.flow_first[t - 1][None]
+        total += float(_masked_l1(clip[t] - warp_with_flow(clip[t - 1], fp),
+                                  seq.mask_prev[t - 1][None]))
+        total += float(_masked_l1(clip[t] - warp_with_flow(clip[0], fl),
+                                  seq.mask_first[t - 1][None]))
+    return total / max(1, len(clip) - 1)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float() - b.float()) ** 2).mean().clamp_min(1e-10))
+    return -10 * math.log10(mse)
+
+
+def build_validation(sequences: list[Sequence], opts: RefineTrainOptions) -> list[tuple]:
+    """(sequence, flickered [1,T,3,H,W]) for every held-out sequence; made on the CPU with
+    VAL_SEED at full flicker strength, so it is the same on every device and for every seed."""
+    gen = torch.Generator().manual_seed(VAL_SEED)
+    return [(seq, add_local_flicker(seq.frames[None], gen, opts, strength=torch.ones(1)))
+            for seq in sequences]
+
+
+@torch.no_grad()
+def evaluate(net: LocalRefineNet, val: list[tuple], device: torch.device) -> dict:
+    """Mean PSNR and warping error of input and output on the validation sequences, plus the
+    PSNR of the output when the input is already clean (do no harm)."""
+    if not val:
+        return {}
+    was_training = net.training
+    net.eval()
+    sums = {k: 0.0 for k in ("psnr_in", "psnr_out", "warp_in", "warp_out", "warp_clean",
+                             "psnr_identity")}
+    for seq, flickered in val:
+        seq_d = seq.to(device)
+        flickered = flickered.to(device)
+        outs = unroll(net, flickered, clamp=True)
+        frames_in = [flickered[:, t] for t in range(flickered.shape[1])]
+        clean = [seq_d.frames[t][None] for t in range(seq_d.frames.shape[0])]
+        identity = unroll(net, seq_d.frames[None], clamp=True)
+        sums["psnr_in"] += sum(_psnr(a, b) for a, b in zip(frames_in, clean)) / len(clean)
+        sums["psnr_out"] += sum(_psnr(a, b) for a, b in zip(outs, clean)) / len(clean)
+        sums["psnr_identity"] += sum(_psnr(a, b) for a, b in zip(identity, clean)) / len(clean)
+        sums["warp_in"] += warping_error(frames_in, seq_d)
+        sums["warp_out"] += warping_error(outs, seq_d)
+        sums["warp_clean"] += warping_error(clean, seq_d)
+    net.train(was_training)
+    n = len(val)
+    return {f"val_{k}": round(v / n, 5 if k.startswith("warp") else 3) for k, v in sums.items()}
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+
+def train_refine(opts: RefineTrainOptions) -> dict:
+    """Run (or continue) a training; returns the final summary (also the last log line)."""
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = resolve_device(opts.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    sequences = load_sequences(opts.cache)
+    val_names = set(opts.val_clips)
+    train_seqs = [s for s in sequences if s.clip not in val_names]
+    val_seqs = [s for s in sequences if s.clip in val_names]
+    if not train_seqs:
+        raise DeflickerInputError("No training sequences left after holding out --val-clips.")
+    val = build_validation(val_seqs, opts)
+
+    torch.manual_seed(opts.seed)
+    net = LocalRefineNet(RefineNetConfig(opts.half_width, opts.quarter_width, opts.hidden_width,
+                                         opts.residual_blocks)).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    sample_gen = torch.Generator().manual_seed(opts.seed)
+    flicker_gen = torch.Generator(device=device).manual_seed(opts.seed + 1)
+
+    step, elapsed_before = 0, 0.0
+    if opts.resume and (out / CHECKPOINT_STATE).exists():
+        step, elapsed_before = _load_checkpoint(out, net, optimizer, sample_gen, flicker_gen)
+        _log(out, {"event": "resumed", "step": step})
+    elif not opts.resume and (out / LOG).exists():
+        (out / LOG).unlink()
+
+    data_info = {"caches": [os.path.basename(c) for c in opts.cache],
+                 "train_sequences": len(train_seqs), "val_sequences": len(val_seqs),
+                 "train_clips": sorted({s.clip for s in train_seqs}),
+                 "val_clips": sorted({s.clip for s in val_seqs}),
+                 "frames_per_sequence": int(sequences[0].frames.shape[0])}
+    stop_step = opts.steps if opts.session_steps is None else min(opts.steps,
+                                                                  step + opts.session_steps)
+    if step == 0:
+        _log(out, {"event": "start", "parameters": _count(net), "device": str(device),
+                   "options": json.loads(json.dumps(asdict(opts), default=str)),
+                   "data": data_info})
+
+    train_seqs = [s.to(device) for s in train_seqs]
+    started = time.perf_counter()
+    budget_s = opts.max_minutes * 60 if opts.max_minutes else None
+    sums = {k: torch.zeros((), device=device) for k in ("loss", "fidelity", "short", "long")}
+    count = 0
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - started
+
+    while step < stop_step:
+        if budget_s is not None and elapsed() >= budget_s:
+            break
+        progress = step / opts.steps
+        if budget_s is not None:
+            progress = max(progress, elapsed() / budget_s)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(opts, step, progress)
+
+        batch = crop_batch(train_seqs, opts.batch, opts.crop, sample_gen)
+        flickered = add_local_flicker(batch["clean"], flicker_gen, opts)
+        losses = refine_loss(unroll(net, flickered, clamp=False), batch, opts)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), opts.clip_grad)
+        if not bool(torch.isfinite(grad_norm)):
+            _log(out, {"event": "skipped_step", "step": step, "reason": "non-finite gradient"})
+            continue
+        optimizer.step()
+        step += 1
+        for k in sums:
+            sums[k] += losses[k].detach()
+        count += 1
+
+        if step % opts.log_every == 0 or step == opts.steps:
+            record = {"step": step, **{k: round(float(v) / count, 6) for k, v in sums.items()},
+                      "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(elapsed(), 1)}
+            for v in sums.values():
+                v.zero_()
+            count = 0
+            if opts.val_every and step % opts.val_every == 0:
+                record.update(evaluate(net, val, device))
+            _log(out, record)
+        if opts.checkpoint_every and step % opts.checkpoint_every == 0:
+            _save_checkpoint(out, net, optimizer, step, elapsed(), sample_gen, flicker_gen, opts)
+
+    _save_checkpoint(out, net, optimizer, step, elapsed(), sample_gen, flicker_gen, opts)
+    last_val = evaluate(net, val, device)
+    event = "finished" if step >= opts.steps else "stopped"
+    summary = {"event": event, "step": step, "elapsed_s": round(elapsed(), 1), **last_val}
+    if opts.export:
+        metadata = {
+            "steps": step, "seed": opts.seed, "batch": opts.batch, "crop": opts.crop,
+            "lr": opts.lr, "device": _device_name(device), "wall_time_s": round(elapsed(), 1),
+            "data": data_info, "validation": last_val,
+            "losses": {"w_short": opts.w_short, "w_long": opts.w_long},
+            "flicker": {"local_sigma": opts.local_sigma, "offset_sigma": opts.offset_sigma,
+                        "global_sigma": opts.global_sigma, "clean_prob": opts.clean_prob},
+            "validation_set": {"sequences": len(val), "seed": VAL_SEED},
+            "parameters": _count(net), "command": opts.command,
+        }
+        save_weights(opts.export, net, WEIGHTS_KIND, metadata)
+        summary["exported"] = str(opts.export)
+    _log(out, summary)
+    return summary
+
+
+def learning_rate(opts: RefineTrainOptions, step: int, progress: float) -> float:
+    warm = min(1.0, (step + 1) / max(1, opts.warmup))
+    floor = opts.final_lr_fraction
+    cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return opts.lr * warm * cosine
+
+
+def _count(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def _save_checkpoint(out, net, optimizer, step, elapsed_s, sample_gen, flicker_gen, opts) -> None:
+    state = {"step": step, "elapsed_s": elapsed_s, "optimizer": optimizer.state_dict(),
+             "sample_rng": sample_gen.get_state(), "flicker_rng": flicker_gen.get_state(),
+             "device_type": flicker_gen.device.type, "arch": net.config.to_json()}
+    tmp = out / (CHECKPOINT_STATE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out / CHECKPOINT_STATE)
+    save_weights(out / CHECKPOINT, net, WEIGHTS_KIND, {"step": step, "seed": opts.seed})
+
+
+def _load_checkpoint(out, net, optimizer, sample_gen, flicker_gen) -> tuple[int, float]:
+    state = torch.load(out / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
+    if state["arch"] != net.config.to_json():
+        raise DeflickerInputError(
+            f"The checkpoint in {out} is for network {state['arch']}, not "
+            f"{net.config.to_json()}; use the same widths or another --out."
+        )
+    if state["device_type"] != flicker_gen.device.type:
+        raise DeflickerInputError(
+            f"The checkpoint in {out} was trained on {state['device_type']}; resume it on the "
+            "same kind of device (random streams differ between devices)."
+        )
+    meta = load_weights(out / CHECKPOINT, net, WEIGHTS_KIND)
+    if int(meta.get("step", -1)) != int(state["step"]):
+        raise DeflickerInputError(
+            f"{out / CHECKPOINT} and {out / CHECKPOINT_STATE} do not belong together "
+            "(interrupted while saving?)."
+        )
+    optimizer.load_state_dict(state["optimizer"])
+    sample_gen.set_state(state["sample_rng"])
+    flicker_gen.set_state(state["flicker_rng"])
+    return int(state["step"]), float(state["elapsed_s"])
+
+
+def _log(out: Path, record: dict) -> None:
+    line = json.dumps(record)
+    print(line, flush=True)
+    with open(out / LOG, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Register the `refine` subcommand."""
+    d = RefineTrainOptions()
+    p = subparsers.add_parser("refine", help="train the local refinement net on video sequences",
+                              description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--cache", action="append", default=[], metavar="FILE", required=True,
+                   help="sequence cache from scripts/build_refine_cache.py; repeatable")
+    p.add_argument("--val-clips", default=",".join(d.val_clips),
+                   help="clip names held out for validation, comma-separated")
+    p.add_argument("--out", default=d.out, help="run folder (log, checkpoints)")
+    for name in ("steps", "batch", "crop", "warmup", "val_every", "log_every",
+                 "checkpoint_every", "seed", "half_width", "quarter_width", "hidden_width",
+                 "residual_blocks"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    for name in ("lr", "final_lr_fraction", "clip_grad", "w_short", "w_long", "clean_prob",
+                 "local_sigma", "offset_sigma", "global_sigma"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
+    p.add_argument("--session-steps", type=int, default=None, metavar="N",
+                   help="stop after N steps of this session (continue later with --resume)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder")
+    p.add_argument("--export", default=None, metavar="FILE", help="write final weights here")
+    p.set_defaults(run=run_cli)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    values = {f.name: getattr(args, f.name) for f in fields(RefineTrainOptions)
+              if hasattr(args, f.name)}
+    values["val_clips"] = tuple(c for c in args.val_clips.split(",") if c)
+    values["command"] = "python -m deflicker_impl.train " + " ".join(sys.argv[1:])
+    try:
+        train_refine(RefineTrainOptions(**values))
+    except DeflickerInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
