@@ -86,8 +86,27 @@ def _run_atlas_filter(frames, cache, args):
         note = "atlas reused from the atlas row"
     config = FilterConfig(weights_path=args.filter_weights)
     out = apply_neural_filter(frames, cache["atlas_frames"], config)
+    cache["filter_frames"] = out
     return MethodOutput(out, extra_seconds=atlas_row["seconds"],
                         extra_peak_mb=atlas_row["peak_mb"], note=note)
+
+
+def _run_refine(frames, cache, args):
+    """Local refinement on the output of the `filter` method for this same input; the atlas
+    and filter rows' time is added (so s/frame is the full pipeline's)."""
+    from deflicker_impl.local_refine import RefineConfig, apply_local_refine
+
+    filter_row = cache.get("filter_row")
+    if "filter_frames" not in cache or filter_row is None:
+        t0 = time.perf_counter()
+        _run_atlas_filter(frames, cache, args)
+        filter_row = {"seconds": time.perf_counter() - t0, "peak_mb": 0.0}
+        note = "atlas and filter run again"
+    else:
+        note = "filter output reused from the filter row"
+    out = apply_local_refine(cache["filter_frames"], RefineConfig(weights_path=args.refine_weights))
+    return MethodOutput(out, extra_seconds=filter_row["seconds"],
+                        extra_peak_mb=filter_row["peak_mb"], note=note)
 
 
 def _run_paper(frames, cache, args):
@@ -115,6 +134,12 @@ def _filter_weights(args) -> Path:
     return FilterConfig(weights_path=args.filter_weights).resolved_weights_path()
 
 
+def _refine_weights(args) -> Path:
+    from deflicker_impl.local_refine import RefineConfig
+
+    return RefineConfig(weights_path=args.refine_weights).resolved_weights_path()
+
+
 METHODS = {
     m.key: m
     for m in (
@@ -124,6 +149,7 @@ METHODS = {
         Method("clipmedian", "match clip median", _plain(baselines.match_to_clip_median)),
         Method("atlas", "ours: atlas (fast)", _run_atlas),
         Method("filter", "ours: atlas+filter", _run_atlas_filter),
+        Method("refine", "ours: atlas+filter+refine", _run_refine),
         Method("paper", "ours: atlas (paper)", _run_paper, once=True),
     )
 }
@@ -240,8 +266,8 @@ def run_benchmark(inputs: list[BenchInput], methods: list[Method], args, log=pri
                 "loadavg": round(os.getloadavg()[0], 2), "note": out.note,
                 **score(inp, out, reference, ewarp_in),
             }
-            if method.key == "atlas":
-                cache["atlas_row"] = row
+            if method.key in ("atlas", "filter"):
+                cache[f"{method.key}_row"] = row
             rows.append(row)
             log(f"[{n}/{len(inputs)}] {inp.clip} {inp.label:6s} {method.label:22s} "
                 f"PSNR {_fmt(row['psnr'], 2)}  Ewarp ratio {_fmt(row['ewarp_ratio'], 3)}  "
@@ -333,6 +359,37 @@ def check_targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
         if below:
             checks.append(((f"atlas+filter: real flicker index below ffmpeg's on "
                            f"{sum(below)}/{len(below)} clips"), all(below)))
+    checks.extend(_refine_targets(rows, summary))
+    return checks
+
+
+def _refine_targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
+    """Issue 4: the full pipeline against filter-only, in the same run."""
+    ref, filt = summary.get("refine"), summary.get("filter")
+    if not ref or ref["synthetic_psnr"] is None:
+        return []
+    checks = [
+        (f"full pipeline: synthetic E_warp ratio {ref['synthetic_ewarp_ratio']:.3f} <= 0.40",
+         ref["synthetic_ewarp_ratio"] <= 0.40),
+        (f"full pipeline: synthetic PSNR {ref['synthetic_psnr']:.2f} dB >= 27",
+         ref["synthetic_psnr"] >= 27.0),
+        (f"full pipeline: {ref['seconds_per_frame']:.3f} s/frame <= 1.5",
+         ref["seconds_per_frame"] <= 1.5),
+    ]
+    if filt and filt["synthetic_psnr"] is not None:
+        checks.append(((f"full pipeline: synthetic E_warp ratio {ref['synthetic_ewarp_ratio']:.3f}"
+                        f" below filter-only {filt['synthetic_ewarp_ratio']:.3f}"),
+                       ref["synthetic_ewarp_ratio"] < filt["synthetic_ewarp_ratio"]))
+        checks.append(((f"full pipeline: synthetic PSNR {ref['synthetic_psnr']:.2f} dB within "
+                        f"0.2 dB of filter-only {filt['synthetic_psnr']:.2f} dB"),
+                       ref["synthetic_psnr"] >= filt["synthetic_psnr"] - 0.2))
+        if ref["real_ewarp_ratio"] is not None and filt["real_ewarp_ratio"] is not None:
+            checks.append(((f"full pipeline: real E_warp ratio {ref['real_ewarp_ratio']:.3f} "
+                            f"below filter-only {filt['real_ewarp_ratio']:.3f}"),
+                           ref["real_ewarp_ratio"] < filt["real_ewarp_ratio"]))
+            checks.append(((f"full pipeline: real flicker index {ref['real_flicker_index']:.3f} "
+                            f"below filter-only {filt['real_flicker_index']:.3f}"),
+                           ref["real_flicker_index"] < filt["real_flicker_index"]))
     return checks
 
 
@@ -432,6 +489,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(default 10; --quick: 2)")
     p.add_argument("--filter-weights",
                    help="neural filter weights for the filter method (default: the shipped file)")
+    p.add_argument("--refine-weights",
+                   help="local refinement weights for the refine method (default: shipped file)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="torch threads (default: number of cores)")
     p.add_argument("--out", default="bench/results", help="folder for the reports")
@@ -470,7 +529,7 @@ def main(argv=None) -> dict:
         "clean clip (synthetic, clean) or from the input (real), computed once per input."),
         "flicker index: mean |Y_t - median5(Y)_t| of per-frame mean luma, 8-bit levels.",
         ("s/frame: wall time of the method / frames (atlas: flow + fit + render; atlas+filter: "
-        "that plus the filter). peak MB: peak RSS increase while the method runs, sampled every "
+        "that plus the filter; +refine: that plus the refinement). peak MB: peak RSS increase while the method runs, sampled every "
         "10 ms by a background thread (psutil), after returning freed heap to the OS."),
         "Means over the synthetic set; s/frame over synthetic inputs; '~' = extrapolated.",
     ]
@@ -484,7 +543,11 @@ def main(argv=None) -> dict:
     if "filter" in args.methods and not _filter_weights(args).is_file():
         notes.append(f"atlas+filter skipped: {_filter_weights(args)} not found.")
         print(f"note: {notes[-1]}")
-        methods = [m for m in methods if m.key != "filter"]
+        methods = [m for m in methods if m.key not in ("filter", "refine")]
+    if "refine" in args.methods and not _refine_weights(args).is_file():
+        notes.append(f"atlas+filter+refine skipped: {_refine_weights(args)} not found.")
+        print(f"note: {notes[-1]}")
+        methods = [m for m in methods if m.key != "refine"]
     if "paper" in args.methods:
         notes.append(f"paper preset timed on {args.paper_iterations} iterations of the first "
                      f"synthetic input and extrapolated to {PAPER_ITERATIONS}; quality n/a.")

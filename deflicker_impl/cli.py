@@ -11,8 +11,9 @@ from pathlib import Path
 
 from .atlas import PRESETS, AtlasConfig
 from .errors import DeflickerInputError
+from .local_refine import RefineConfig
 from .neural_filter import FilterConfig
-from .pipeline import STAGES, PipelineConfig, run_pipeline
+from .pipeline import DEFAULT_STOP_AFTER, STAGES, PipelineConfig, run_pipeline
 
 
 class TerminalProgress:
@@ -75,7 +76,8 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                         atlas_resolution=args.atlas_resolution)
     config = PipelineConfig(
         stop_after=args.stop_after, atlas=atlas,
-        filter=FilterConfig(weights_path=args.filter_weights, device=args.device))
+        filter=FilterConfig(weights_path=args.filter_weights, device=args.device),
+        refine=RefineConfig(weights_path=args.refine_weights, device=args.device))
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
     result = run_pipeline(clip.frames, config, progress)
     written = _write_output(out_path, result.frames, clip.fps)
@@ -128,7 +130,8 @@ def _cmd_flicker(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deflicker_impl",
-        description="Blind video deflickering with a neural atlas and a neural filter.")
+        description="Blind video deflickering with a neural atlas, a neural filter and a "
+                    "local refinement.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser(
@@ -138,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "count, frame size and frame rate.")
     d.add_argument("input", help="input video file or folder of frames")
     d.add_argument("output", help="output video file (by extension) or folder for PNG frames")
-    d.add_argument("--stop-after", choices=STAGES, default=STAGES[-1],
-                   help="last stage to run (default: %(default)s, i.e. all stages)")
+    d.add_argument("--stop-after", choices=STAGES, default=DEFAULT_STOP_AFTER,
+                   help="last stage to run: atlas (the atlas reconstruction), filter (atlas + "
+                        "neural filter) or refine (+ local refinement); default %(default)s")
     d.add_argument("--preset", choices=PRESETS, default="fast",
                    help="atlas preset: 'fast' (default, our explicit-texture atlas) or 'paper' "
                         "(the public MLP configuration; very slow on a CPU)")
@@ -153,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     d.add_argument("--filter-weights", default=None,
                    help="neural filter weights (.safetensors); default: the shipped weights")
+    d.add_argument("--refine-weights", default=None,
+                   help="local refinement weights (.safetensors); default: the shipped weights")
     d.add_argument("--save-atlas-frames", default=None,
                    help="also write the atlas reconstruction of every frame here")
     d.add_argument("--save-texture", default=None,

@@ -1,4 +1,4 @@
-"""The whole deflicker pipeline on a clip: atlas, then neural filter (then refinement).
+"""The whole deflicker pipeline on a clip: atlas, then neural filter, then local refinement.
 
 `run_pipeline` is what the CLI and the benchmark call; the ComfyUI nodes call the stages one by
 one instead, so that users can rewire them.
@@ -14,19 +14,22 @@ import torch
 from .atlas import AtlasConfig, NeuralAtlas, fit_atlas, render_atlas_frames
 from .clip import prepare_clip
 from .errors import DeflickerInputError
+from .local_refine import RefineConfig, apply_local_refine
 from .neural_filter import FilterConfig, apply_neural_filter
 from .progress import ProgressFn, StageProgress
 
-STAGES = ("atlas", "filter")
+STAGES = ("atlas", "filter", "refine")
+DEFAULT_STOP_AFTER = "filter"  # the last stage run unless told; see README (refine: opt-in)
 
 
 @dataclass
 class PipelineConfig:
     """Which stages run, and each stage's own configuration."""
 
-    stop_after: str = STAGES[-1]
+    stop_after: str = DEFAULT_STOP_AFTER
     atlas: AtlasConfig = field(default_factory=AtlasConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
 
 @dataclass
@@ -51,7 +54,7 @@ def run_pipeline(
     frames = prepare_clip(frames, "frames")
     stages = STAGES[: STAGES.index(cfg.stop_after) + 1]
     # Rough relative costs on a CPU, so the bar moves evenly.
-    progress = StageProgress({"atlas": 3.0, "render": 0.5, "filter": 1.5}, on_progress)
+    progress = StageProgress({"atlas": 3.0, "render": 0.5, "filter": 1.5, "refine": 0.5}, on_progress)
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -64,6 +67,10 @@ def run_pipeline(
         t0 = time.perf_counter()
         output = apply_neural_filter(frames, atlas_frames, cfg.filter, progress.stage("filter"))
         seconds["filter"] = time.perf_counter() - t0
+    if "refine" in stages:
+        t0 = time.perf_counter()
+        output = apply_local_refine(output, cfg.refine, progress.stage("refine"))
+        seconds["refine"] = time.perf_counter() - t0
     if on_progress is not None:
         on_progress(1000, 1000)
     return PipelineResult(output, atlas_frames, atlas, seconds)

@@ -2,13 +2,16 @@
 
 from .atlas_nodes import FitNeuralAtlas
 from .filter_nodes import NeuralFilter
+from .refine_nodes import LocalFlickerRefine
 
 NODE_CLASS_MAPPINGS = {
     "FitNeuralAtlas": FitNeuralAtlas,
     "NeuralFilter": NeuralFilter,
+    "LocalFlickerRefine": LocalFlickerRefine,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "FitNeuralAtlas": "Fit Neural Atlas (deflicker)",
     "NeuralFilter": "Neural Filter (deflicker)",
+    "LocalFlickerRefine": "Local Flicker Refine (deflicker)",
 }

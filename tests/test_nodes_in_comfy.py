@@ -249,6 +249,43 @@ def test_neural_filter_names_a_damaged_weights_file(comfy):
     assert "neural_filter_damaged.safetensors" in str(failure.value)
 
 
+# -- LocalFlickerRefine (issue 4) ---------------------------------------------------------------
+
+def test_local_refine_keeps_count_and_exact_size(comfy):
+    require_node(comfy, "LocalFlickerRefine")
+    import comfy_host
+
+    if not (comfy_host.PACK_ROOT / "weights" / "local_refine.safetensors").is_file():
+        pytest.skip("weights/local_refine.safetensors is not shipped yet")
+    p = PromptBuilder()
+    images = p.add("DeflickerTestImages", kind="good", frames=5, width=23, height=17)
+    refined = p.add("LocalFlickerRefine", images=p.out(images),
+                    weights="local_refine.safetensors")
+    save = p.add("SaveImage", images=p.out(refined), filename_prefix="refined")
+
+    saved = read_images(comfy.run(p.build()).image_files(save))
+
+    assert saved.shape == (5, 17, 23, 3)
+
+
+def test_local_refine_names_a_damaged_weights_file(comfy):
+    require_node(comfy, "LocalFlickerRefine")
+    models = comfy.base / "models" / "deflicker"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / "local_refine_damaged.safetensors").write_bytes(b"\0" * 100)
+    p = PromptBuilder()
+    images = p.add("DeflickerTestImages", kind="good", frames=3, width=24, height=16)
+    refined = p.add("LocalFlickerRefine", images=p.out(images),
+                    weights="local_refine_damaged.safetensors")
+    p.add("SaveImage", images=p.out(refined), filename_prefix="never")
+
+    with pytest.raises(ComfyError) as failure:
+        comfy.run(p.build())
+    assert failure.value.node_type == "LocalFlickerRefine"
+    assert failure.value.exception_type.endswith("WeightsError")
+    assert "local_refine_damaged.safetensors" in str(failure.value)
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 def test_unknown_preset_is_refused_before_execution(comfy, clip_in_comfy):

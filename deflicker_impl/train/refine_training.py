@@ -86,6 +86,8 @@ class RefineTrainOptions:
     session_steps: int | None = None
     resume: bool = False
     export: str | None = None
+    pingpong: bool = False  # also unroll back over the reversed frames (fidelity only)
+    init: str | None = None  # start from these weights (fine-tuning) instead of the identity
     half_width: int = RefineNetConfig().half_width
     quarter_width: int = RefineNetConfig().quarter_width
     hidden_width: int = RefineNetConfig().hidden_width
@@ -251,6 +253,25 @@ def refine_loss(outputs: list[torch.Tensor], batch: dict, opts: RefineTrainOptio
     return {"loss": total, "fidelity": fidelity, "short": short, "long": long}
 
 
+def pingpong_loss(net: LocalRefineNet, flickered: torch.Tensor, batch: dict,
+                  opts: RefineTrainOptions) -> dict:
+    """refine_loss over the sequence; with opts.pingpong the net then runs on back over the
+    reversed frames (t = T-2 .. 0) and those outputs add a fidelity term: the recurrence must
+    stay faithful for twice the sequence length (no flow needed, so none is used there)."""
+    t = flickered.shape[1]
+    if not opts.pingpong or t < 2:
+        return refine_loss(unroll(net, flickered, clamp=False), batch, opts)
+    back = flickered[:, :-1].flip(1)
+    outputs = unroll(net, torch.cat([flickered, back], dim=1), clamp=False)
+    losses = refine_loss(outputs[:t], batch, opts)
+    clean_back = batch["clean"][:, :-1].flip(1)
+    extra = sum((o - clean_back[:, i]).abs().mean() for i, o in enumerate(outputs[t:]))
+    extra = extra / (t - 1)
+    losses["fidelity"] = (losses["fidelity"] + extra) / 2
+    losses["loss"] = losses["loss"] + extra
+    return losses
+
+
 def warping_error(clip: list[torch.Tensor], seq: Sequence) -> float:
     """Paper-style warping error of a sequence's outputs (list of [1,3,H,W]) with its clean flows."""
     total = 0.0
@@ -327,7 +348,10 @@ def train_refine(opts: RefineTrainOptions) -> dict:
 
     torch.manual_seed(opts.seed)
     net = LocalRefineNet(RefineNetConfig(opts.half_width, opts.quarter_width, opts.hidden_width,
-                                         opts.residual_blocks)).to(device)
+                                         opts.residual_blocks))
+    if opts.init:
+        load_weights(opts.init, net, WEIGHTS_KIND)
+    net = net.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
     sample_gen = torch.Generator().manual_seed(opts.seed)
     flicker_gen = torch.Generator(device=device).manual_seed(opts.seed + 1)
@@ -371,7 +395,7 @@ def train_refine(opts: RefineTrainOptions) -> dict:
 
         batch = crop_batch(train_seqs, opts.batch, opts.crop, sample_gen)
         flickered = add_local_flicker(batch["clean"], flicker_gen, opts)
-        losses = refine_loss(unroll(net, flickered, clamp=False), batch, opts)
+        losses = pingpong_loss(net, flickered, batch, opts)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), opts.clip_grad)
@@ -410,6 +434,7 @@ def train_refine(opts: RefineTrainOptions) -> dict:
                         "global_sigma": opts.global_sigma, "clean_prob": opts.clean_prob},
             "validation_set": {"sequences": len(val), "seed": VAL_SEED},
             "parameters": _count(net), "command": opts.command,
+            "init": os.path.basename(opts.init) if opts.init else None,
         }
         save_weights(opts.export, net, WEIGHTS_KIND, metadata)
         summary["exported"] = str(opts.export)
@@ -502,6 +527,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="stop after N steps of this session (continue later with --resume)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder")
     p.add_argument("--export", default=None, metavar="FILE", help="write final weights here")
+    p.add_argument("--pingpong", action="store_true",
+                   help="unroll on over the reversed frames (fidelity only): longer recurrence")
+    p.add_argument("--init", default=None, metavar="FILE",
+                   help="start from these local_refine weights (fine-tuning)")
     p.set_defaults(run=run_cli)
 
 

@@ -1,0 +1,48 @@
+"""LocalFlickerRefine: ComfyUI adapter over deflicker_impl.local_refine."""
+
+from __future__ import annotations
+
+from ..deflicker_impl.local_refine import DEFAULT_WEIGHTS_NAME, RefineConfig, apply_local_refine
+from .comfy_glue import (
+    CATEGORY,
+    compute_device,
+    finish,
+    progress_callback,
+    resolve_weights,
+    weight_choices,
+)
+
+
+class LocalFlickerRefine:
+    """Removes the local flicker left after the neural filter, frame after frame."""
+
+    DESCRIPTION = (
+        "A small recurrent network that looks at the previous output and steadies regions whose "
+        "colour or brightness still pulses after the neural filter. Runs frame by frame with "
+        "bounded memory. Connect NeuralFilter's images."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "refine"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The refined frames, same count and size as the input.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Filtered frames (NeuralFilter's output), in "
+                                                "playback order."}),
+                "weights": (weight_choices(DEFAULT_WEIGHTS_NAME, "local_refine"), {
+                    "default": DEFAULT_WEIGHTS_NAME,
+                    "tooltip": "Refinement weights: the pack's shipped file, or a .safetensors "
+                               "trained with this pack and placed in models/deflicker.",
+                }),
+            },
+        }
+
+    def refine(self, images, weights):
+        config = RefineConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
+                              device=compute_device())
+        out = apply_local_refine(images, config, on_progress=progress_callback())
+        return (finish(out),)

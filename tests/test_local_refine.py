@@ -1,0 +1,228 @@
+"""Specification of the LocalFlickerRefine stage: network, weights files, clip-level refinement,
+training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from synthetic_clips import panning_clip
+
+from deflicker_impl.errors import DeflickerInputError, WeightsError
+from deflicker_impl.local_refine import WEIGHTS_KIND, RefineConfig, apply_local_refine
+from deflicker_impl.metrics import compute_warp_reference
+from deflicker_impl.refine_net import RefineNetConfig, build_local_refine
+from deflicker_impl.train.refine_training import (
+    RefineTrainOptions,
+    add_local_flicker,
+    train_refine,
+)
+from deflicker_impl.weights import default_weights_path, save_weights
+
+SHIPPED = default_weights_path("local_refine.safetensors")
+SMALL = RefineNetConfig(half_width=8, quarter_width=8, hidden_width=8, residual_blocks=1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def scrambled_net(config: RefineNetConfig = SMALL, seed: int = 0):
+    """A net with random weights everywhere (also the last layer), so its output depends on the
+    previous frames and on the recurrent state."""
+    torch.manual_seed(seed)
+    net = build_local_refine(config).eval()
+    with torch.no_grad():
+        net.to_residual.weight.normal_(0, 0.05)
+    return net
+
+
+def local_flicker(clean: torch.Tensor, seed: int = 5) -> torch.Tensor:
+    """[T,H,W,3] clean -> the training's synthetic local flicker at full strength."""
+    gen = torch.Generator().manual_seed(seed)
+    x = clean.permute(0, 3, 1, 2)[None]
+    out = add_local_flicker(x, gen, RefineTrainOptions(), strength=torch.ones(1))
+    return out[0].permute(0, 2, 3, 1)
+
+
+# -- network ------------------------------------------------------------------------------------
+
+def test_untrained_net_returns_the_filtered_frame_unchanged():
+    net = build_local_refine().eval()
+    frames = torch.rand(5, 3, 40, 56)
+    state = None
+    with torch.no_grad():
+        for t in range(1, 5):
+            out, state = net(frames[t:t + 1], frames[t - 1:t], torch.rand(1, 3, 40, 56), state)
+            assert torch.equal(out, frames[t:t + 1])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 37, 53), (2, 8, 8), (1, 5, 130)])
+def test_refined_clip_keeps_count_and_exact_size(shape):
+    t, h, w = shape
+    out = apply_local_refine(torch.rand(t, h, w, 3), net=scrambled_net())
+    assert out.shape == (t, h, w, 3)
+    assert out.dtype == torch.float32
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_refinement_is_deterministic_and_uses_the_previous_frames():
+    gen = torch.Generator().manual_seed(1)  # scrambled_net() reseeds the global generator
+    clip = torch.rand(4, 24, 32, 3, generator=gen)
+    net = scrambled_net()
+    a = apply_local_refine(clip, net=net)
+    b = apply_local_refine(clip, net=net)
+    assert torch.equal(a, b)
+    # Frame 1 depends on frame 0 (it is the "previous" input), so changing frame 0 changes it.
+    other = clip.clone()
+    other[0] = torch.rand(24, 32, 3, generator=gen)
+    c = apply_local_refine(other, net=net)
+    assert float((c[1] - a[1]).abs().max()) > 1e-4
+
+
+def test_gray_rgba_and_uint8_inputs_give_rgb():
+    net = scrambled_net()
+    assert apply_local_refine(torch.rand(2, 9, 11, 1), net=net).shape == (2, 9, 11, 3)
+    assert apply_local_refine(torch.rand(2, 9, 11, 4), net=net).shape == (2, 9, 11, 3)
+    u8 = (torch.rand(2, 9, 11, 3) * 255).to(torch.uint8)
+    assert apply_local_refine(u8, net=net).shape == (2, 9, 11, 3)
+
+
+def test_tiled_refinement_has_the_size_of_the_input():
+    clip = torch.rand(3, 50, 70, 3)
+    out = apply_local_refine(clip, RefineConfig(tile_size=32, tile_overlap=8),
+                             net=scrambled_net())
+    assert out.shape == clip.shape
+
+
+def test_progress_reaches_the_end_and_can_cancel():
+    calls = []
+    apply_local_refine(torch.rand(5, 8, 8, 3), net=scrambled_net(),
+                       on_progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (5, 5)
+
+    class Stop(Exception):
+        pass
+
+    def cancel(done, total):
+        if done >= 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        apply_local_refine(torch.rand(5, 8, 8, 3), net=scrambled_net(), on_progress=cancel)
+
+
+@pytest.mark.parametrize("bad, says", [
+    (torch.rand(3, 8, 8), "shape"),
+    (torch.rand(2, 3, 8, 8), "permuted"),
+    (torch.rand(0, 8, 8, 3), "empty"),
+])
+def test_bad_clips_are_refused_with_a_readable_error(bad, says):
+    with pytest.raises(DeflickerInputError, match=says):
+        apply_local_refine(bad, net=scrambled_net())
+
+
+def test_nan_frames_are_named():
+    clip = torch.rand(3, 8, 8, 3)
+    clip[2, 1, 1, 0] = float("nan")
+    with pytest.raises(DeflickerInputError, match="frame 2"):
+        apply_local_refine(clip, net=scrambled_net())
+
+
+# -- weights ------------------------------------------------------------------------------------
+
+def test_missing_weights_name_the_file(tmp_path):
+    path = tmp_path / "nope.safetensors"
+    with pytest.raises(WeightsError, match="nope.safetensors"):
+        apply_local_refine(torch.rand(2, 8, 8, 3), RefineConfig(weights_path=path, device="cpu"))
+
+
+def test_truncated_weights_name_the_file(tmp_path):
+    good = tmp_path / "good.safetensors"
+    save_weights(good, scrambled_net(), WEIGHTS_KIND)
+    bad = tmp_path / "cut.safetensors"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(WeightsError, match="cut.safetensors"):
+        apply_local_refine(torch.rand(2, 8, 8, 3), RefineConfig(weights_path=bad, device="cpu"))
+
+
+def test_weights_of_another_network_are_refused(tmp_path):
+    path = tmp_path / "filter.safetensors"
+    save_weights(path, scrambled_net(), "neural_filter")
+    with pytest.raises(WeightsError, match="filter.safetensors"):
+        apply_local_refine(torch.rand(2, 8, 8, 3), RefineConfig(weights_path=path, device="cpu"))
+
+
+def test_saved_weights_reload_to_the_same_output(tmp_path):
+    net = scrambled_net()
+    path = tmp_path / "local_refine_small.safetensors"
+    save_weights(path, net, WEIGHTS_KIND)
+    clip = torch.rand(3, 16, 20, 3)
+    loaded = apply_local_refine(clip, RefineConfig(weights_path=path, device="cpu"))
+    assert torch.allclose(loaded, apply_local_refine(clip, net=net), atol=1e-6)
+
+
+# -- the shipped weights ------------------------------------------------------------------------
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="weights/local_refine.safetensors not shipped")
+def test_shipped_weights_carry_their_provenance():
+    from safetensors import safe_open
+
+    with safe_open(str(SHIPPED), framework="pt") as handle:
+        meta = handle.metadata()
+    assert meta["kind"] == WEIGHTS_KIND
+    for key in ("steps", "seed", "device", "wall_time_s", "data", "validation", "command"):
+        assert key in meta, key
+    validation = json.loads(meta["validation"])
+    assert validation["val_warp_out"] < validation["val_warp_in"]
+
+
+# -- training -----------------------------------------------------------------------------------
+
+def tiny_cache(path, clips=("trainclip", "valclip"), frames: int = 4, h: int = 24, w: int = 32):
+    """A refinement cache in scripts/build_refine_cache.py's format, from panning clips."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for k, clip_name in enumerate(clips):
+        clean = panning_clip(frames, h, w, speed=1.0, seed=k)
+        ref = compute_warp_reference(clean)
+        name = f"{clip_name}__s0"
+        tensors[f"{name}__frames"] = (clean * 255).round().to(torch.uint8).contiguous()
+        tensors[f"{name}__flow_prev"] = ref.flow_prev.half().contiguous()
+        tensors[f"{name}__mask_prev"] = ref.mask_prev.to(torch.uint8).contiguous()
+        tensors[f"{name}__flow_first"] = ref.flow_first.half().contiguous()
+        tensors[f"{name}__mask_first"] = ref.mask_first.to(torch.uint8).contiguous()
+    save_file(tensors, str(path))
+    return path
+
+
+def small_options(tmp_path, **overrides) -> RefineTrainOptions:
+    values = {"out": str(tmp_path / "run"),
+              "cache": [str(tiny_cache(tmp_path / "c.safetensors"))],
+              "val_clips": ("valclip",), "steps": 4, "batch": 2, "crop": 16, "device": "cpu",
+              "val_every": 2, "log_every": 2, "checkpoint_every": 2, "half_width": 4,
+              "quarter_width": 4, "hidden_width": 4, "residual_blocks": 1, "pingpong": True}
+    values.update(overrides)
+    return RefineTrainOptions(**values)
+
+
+def test_training_is_seeded_and_resumes_to_the_same_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    full = train_refine(small_options(tmp_path / "a", export=str(tmp_path / "a.safetensors")))
+    assert full["event"] == "finished" and full["step"] == 4
+    train_refine(small_options(tmp_path / "b", session_steps=2))
+    resumed = train_refine(small_options(tmp_path / "b", resume=True,
+                                         export=str(tmp_path / "b.safetensors")))
+    assert resumed["step"] == 4
+    a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(line) for line in (tmp_path / "a" / "run" / "log.jsonl").open()]
+    assert any("val_warp_out" in r for r in log)
