@@ -14,7 +14,7 @@ import torch
 from .atlas import AtlasConfig, NeuralAtlas, fit_atlas, render_atlas_frames
 from .clip import prepare_clip
 from .errors import DeflickerInputError
-from .local_refine import RefineConfig, apply_local_refine
+from .local_refine import RefineConfig, apply_local_refine, load_local_refine
 from .neural_filter import FilterConfig, apply_neural_filter
 from .progress import ProgressFn, StageProgress
 
@@ -53,6 +53,8 @@ def run_pipeline(
         )
     frames = prepare_clip(frames, "frames")
     stages = STAGES[: STAGES.index(cfg.stop_after) + 1]
+    if "refine" in stages:
+        load_local_refine(cfg.refine)  # a missing/damaged weights file fails before the fit
     # Rough relative costs on a CPU, so the bar moves evenly.
     progress = StageProgress({"atlas": 3.0, "render": 0.5, "filter": 1.5, "refine": 0.5}, on_progress)
     seconds: dict[str, float] = {}

@@ -55,8 +55,28 @@ def test_help_documents_every_option():
     res = run_cli("deflicker", "--help")
     for option in ("--stop-after", "--preset", "--iterations", "--fit-long-side",
                    "--atlas-resolution", "--seed", "--device", "--filter-weights",
-                   "--save-atlas-frames", "--save-texture", "--quiet"):
+                   "--save-atlas-frames", "--save-texture", "--quiet", "--refine-weights"):
         assert option in res.stdout
+    assert "refine" in res.stdout
+
+
+def test_full_pipeline_with_refinement_keeps_count_size_and_reports_every_stage(
+        flickering_mp4, tmp_path):
+    out = tmp_path / "refined.mp4"
+    res = run_cli("deflicker", str(flickering_mp4), str(out), "--stop-after", "refine",
+                  "--iterations", "40", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert read_clip(out).frames.shape == read_clip(flickering_mp4).frames.shape
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(summary["seconds"]) == {"atlas", "filter", "refine"}
+
+
+def test_missing_refine_weights_are_named(flickering_mp4, tmp_path):
+    res = run_cli("deflicker", str(flickering_mp4), str(tmp_path / "o.mp4"), "--stop-after",
+                  "refine", "--iterations", "5", "--quiet", "--refine-weights",
+                  str(tmp_path / "no_such_refine.safetensors"))
+    assert res.returncode == 2
+    assert "no_such_refine.safetensors" in res.stderr
 
 
 @pytest.mark.parametrize("make_args,message", [
