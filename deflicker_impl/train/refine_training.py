@@ -3,6 +3,11 @@
     python -m deflicker_impl.train refine --cache .traincache/refine_data.safetensors \
         --out runs/refine --steps N --batch 8 --crop 96 --lr 1e-3 --seed 0
         [--device auto] [--threads N] [--max-minutes M] [--resume] [--export FILE]
+        [--init WEIGHTS] [--pingpong] [--clean-prob P]
+
+`--init` fine-tunes existing weights; `--pingpong` also runs the net back over the reversed
+frames (fidelity only), so the recurrence is trained on twice the sequence length (without it,
+an 8-frame training let the output drift on 48-frame clips).
 
 Data: the cache of scripts/build_refine_cache.py (clean frames of short sequences plus DIS flow
 and occlusion masks computed on the CLEAN frames, t -> t-1 and t -> 0). Each step takes random
