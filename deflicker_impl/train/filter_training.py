@@ -34,13 +34,18 @@ from ..distortions import ColourDistortionConfig, make_training_pair
 from ..errors import DeflickerInputError
 from ..filter_net import FilterNetConfig, NeuralFilterNet, count_parameters
 from ..neural_filter import WEIGHTS_KIND
-from ..weights import load_weights, save_weights
+from ..weights import save_weights
 from .image_bank import ImageBank, read_cache_sources
+from .run_folder import (
+    LOG,
+    append_log,
+    device_name,
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 VAL_SEED = 20230316  # the validation set does not depend on the training seed
-CHECKPOINT = "checkpoint.safetensors"
-CHECKPOINT_STATE = "checkpoint_state.pt"
-LOG = "log.jsonl"
 
 
 @dataclass
@@ -107,11 +112,12 @@ def train_filter(opts: FilterTrainOptions) -> dict:
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
     sample_gen = torch.Generator().manual_seed(opts.seed)
     distort_gen = torch.Generator(device=device).manual_seed(opts.seed + 1)
+    generators = {"sample": sample_gen, "distort": distort_gen}
 
     step, elapsed_before = 0, 0.0
-    if opts.resume and (out / CHECKPOINT_STATE).exists():
-        step, elapsed_before = _load_checkpoint(out, net, optimizer, sample_gen, distort_gen)
-        _log(out, {"event": "resumed", "step": step})
+    if opts.resume and has_checkpoint(out):
+        step, elapsed_before = load_checkpoint(out, net, optimizer, generators, distort_gen.device.type, WEIGHTS_KIND)
+        append_log(out, {"event": "resumed", "step": step})
     elif not opts.resume and (out / LOG).exists():
         (out / LOG).unlink()  # a fresh run starts a fresh log
 
@@ -121,7 +127,7 @@ def train_filter(opts: FilterTrainOptions) -> dict:
     if opts.session_steps is not None:
         stop_step = min(opts.steps, step + opts.session_steps)
     if step == 0:
-        _log(out, {"event": "start", "parameters": count_parameters(net), "device": str(device),
+        append_log(out, {"event": "start", "parameters": count_parameters(net), "device": str(device),
                    "options": _jsonable(asdict(opts)), "data": data_info})
 
     train_bank = train_bank.to(device)
@@ -155,7 +161,7 @@ def train_filter(opts: FilterTrainOptions) -> dict:
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), opts.clip_grad)
         if not bool(torch.isfinite(grad_norm)):
-            _log(out, {"event": "skipped_step", "step": step, "reason": "non-finite gradient"})
+            append_log(out, {"event": "skipped_step", "step": step, "reason": "non-finite gradient"})
             skipped += 1
             if skipped > 100:
                 raise RuntimeError("Training diverged: over 100 steps with non-finite gradients.")
@@ -176,18 +182,20 @@ def train_filter(opts: FilterTrainOptions) -> dict:
             if opts.val_every and step % opts.val_every == 0:
                 last_val = evaluate(net, val_set)
                 record.update(last_val)
-            _log(out, record)
+            append_log(out, record)
         if opts.checkpoint_every and step % opts.checkpoint_every == 0:
-            _save_checkpoint(out, net, optimizer, step, elapsed(), sample_gen, distort_gen, opts)
+            save_checkpoint(out, net, optimizer, step, elapsed(), generators,
+                            distort_gen.device.type, WEIGHTS_KIND, opts.seed)
 
-    _save_checkpoint(out, net, optimizer, step, elapsed(), sample_gen, distort_gen, opts)
+    save_checkpoint(out, net, optimizer, step, elapsed(), generators,
+                            distort_gen.device.type, WEIGHTS_KIND, opts.seed)
     last_val = evaluate(net, val_set)
     event = "finished" if step >= opts.steps else "stopped"
     summary = {"event": event, "step": step, "elapsed_s": round(elapsed(), 1), **last_val}
     if opts.export:
         metadata = {
             "steps": step, "seed": opts.seed, "batch": opts.batch, "crop": opts.crop,
-            "lr": opts.lr, "device": _device_name(device), "wall_time_s": round(elapsed(), 1),
+            "lr": opts.lr, "device": device_name(device), "wall_time_s": round(elapsed(), 1),
             "data": data_info, "validation": last_val,
             "validation_set": {"samples": len(val_set.target), "crop": opts.val_crop,
                                "seed": VAL_SEED, "val_fraction": opts.val_fraction},
@@ -195,7 +203,7 @@ def train_filter(opts: FilterTrainOptions) -> dict:
         }
         save_weights(opts.export, net, WEIGHTS_KIND, metadata)
         summary["exported"] = str(opts.export)
-    _log(out, summary)
+    append_log(out, summary)
     return summary
 
 
@@ -266,51 +274,10 @@ def _mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return round(float((-10 * torch.log10(mse)).mean()), 3)
 
 
-def _save_checkpoint(out, net, optimizer, step, elapsed_s, sample_gen, distort_gen, opts) -> None:
-    state = {
-        "step": step,
-        "elapsed_s": elapsed_s,
-        "optimizer": optimizer.state_dict(),
-        "sample_rng": sample_gen.get_state(),
-        "distort_rng": distort_gen.get_state(),
-        "device_type": distort_gen.device.type,
-        "arch": net.config.to_json(),
-    }
-    tmp = out / (CHECKPOINT_STATE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out / CHECKPOINT_STATE)
-    save_weights(out / CHECKPOINT, net, WEIGHTS_KIND, {"step": step, "seed": opts.seed})
 
 
-def _load_checkpoint(out, net, optimizer, sample_gen, distort_gen) -> tuple[int, float]:
-    state = torch.load(out / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
-    if state["arch"] != net.config.to_json():
-        raise DeflickerInputError(
-            f"The checkpoint in {out} is for network {state['arch']}, not "
-            f"{net.config.to_json()}; use the same --widths/--head-width or another --out."
-        )
-    if state["device_type"] != distort_gen.device.type:
-        raise DeflickerInputError(
-            f"The checkpoint in {out} was trained on {state['device_type']}; resume it on the "
-            "same kind of device (random streams differ between devices)."
-        )
-    meta = load_weights(out / CHECKPOINT, net, WEIGHTS_KIND)
-    if int(meta.get("step", -1)) != int(state["step"]):
-        raise DeflickerInputError(
-            f"{out / CHECKPOINT} (step {meta.get('step')}) and {out / CHECKPOINT_STATE} "
-            f"(step {state['step']}) do not belong together (interrupted while saving?)."
-        )
-    optimizer.load_state_dict(state["optimizer"])
-    sample_gen.set_state(state["sample_rng"])
-    distort_gen.set_state(state["distort_rng"])
-    return int(state["step"]), float(state["elapsed_s"])
 
 
-def _log(out: Path, record: dict) -> None:
-    line = json.dumps(record)
-    print(line, flush=True)
-    with open(out / LOG, "a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
 
 
 def _sources(opts: FilterTrainOptions) -> dict:
@@ -319,10 +286,6 @@ def _sources(opts: FilterTrainOptions) -> dict:
             "procedural": opts.procedural}
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return device.type
 
 
 def _jsonable(value):

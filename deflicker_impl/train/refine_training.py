@@ -55,11 +55,16 @@ from ..flow import warp_with_flow
 from ..local_refine import WEIGHTS_KIND
 from ..refine_net import LocalRefineNet, RefineNetConfig
 from ..weights import load_weights, save_weights
+from .run_folder import (
+    LOG,
+    append_log,
+    device_name,
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 VAL_SEED = 20180908
-CHECKPOINT = "checkpoint.safetensors"
-CHECKPOINT_STATE = "checkpoint_state.pt"
-LOG = "log.jsonl"
 PARTS = ("frames", "flow_prev", "mask_prev", "flow_first", "mask_first")
 
 
@@ -360,11 +365,12 @@ def train_refine(opts: RefineTrainOptions) -> dict:
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
     sample_gen = torch.Generator().manual_seed(opts.seed)
     flicker_gen = torch.Generator(device=device).manual_seed(opts.seed + 1)
+    generators = {"sample": sample_gen, "flicker": flicker_gen}
 
     step, elapsed_before = 0, 0.0
-    if opts.resume and (out / CHECKPOINT_STATE).exists():
-        step, elapsed_before = _load_checkpoint(out, net, optimizer, sample_gen, flicker_gen)
-        _log(out, {"event": "resumed", "step": step})
+    if opts.resume and has_checkpoint(out):
+        step, elapsed_before = load_checkpoint(out, net, optimizer, generators, flicker_gen.device.type, WEIGHTS_KIND)
+        append_log(out, {"event": "resumed", "step": step})
     elif not opts.resume and (out / LOG).exists():
         (out / LOG).unlink()
 
@@ -376,7 +382,7 @@ def train_refine(opts: RefineTrainOptions) -> dict:
     stop_step = opts.steps if opts.session_steps is None else min(opts.steps,
                                                                   step + opts.session_steps)
     if step == 0:
-        _log(out, {"event": "start", "parameters": _count(net), "device": str(device),
+        append_log(out, {"event": "start", "parameters": _count(net), "device": str(device),
                    "options": json.loads(json.dumps(asdict(opts), default=str)),
                    "data": data_info})
 
@@ -405,7 +411,7 @@ def train_refine(opts: RefineTrainOptions) -> dict:
         losses["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), opts.clip_grad)
         if not bool(torch.isfinite(grad_norm)):
-            _log(out, {"event": "skipped_step", "step": step, "reason": "non-finite gradient"})
+            append_log(out, {"event": "skipped_step", "step": step, "reason": "non-finite gradient"})
             continue
         optimizer.step()
         step += 1
@@ -421,18 +427,20 @@ def train_refine(opts: RefineTrainOptions) -> dict:
             count = 0
             if opts.val_every and step % opts.val_every == 0:
                 record.update(evaluate(net, val, device))
-            _log(out, record)
+            append_log(out, record)
         if opts.checkpoint_every and step % opts.checkpoint_every == 0:
-            _save_checkpoint(out, net, optimizer, step, elapsed(), sample_gen, flicker_gen, opts)
+            save_checkpoint(out, net, optimizer, step, elapsed(), generators,
+                            flicker_gen.device.type, WEIGHTS_KIND, opts.seed)
 
-    _save_checkpoint(out, net, optimizer, step, elapsed(), sample_gen, flicker_gen, opts)
+    save_checkpoint(out, net, optimizer, step, elapsed(), generators,
+                            flicker_gen.device.type, WEIGHTS_KIND, opts.seed)
     last_val = evaluate(net, val, device)
     event = "finished" if step >= opts.steps else "stopped"
     summary = {"event": event, "step": step, "elapsed_s": round(elapsed(), 1), **last_val}
     if opts.export:
         metadata = {
             "steps": step, "seed": opts.seed, "batch": opts.batch, "crop": opts.crop,
-            "lr": opts.lr, "device": _device_name(device), "wall_time_s": round(elapsed(), 1),
+            "lr": opts.lr, "device": device_name(device), "wall_time_s": round(elapsed(), 1),
             "data": data_info, "validation": last_val,
             "losses": {"w_short": opts.w_short, "w_long": opts.w_long},
             "flicker": {"local_sigma": opts.local_sigma, "offset_sigma": opts.offset_sigma,
@@ -443,7 +451,7 @@ def train_refine(opts: RefineTrainOptions) -> dict:
         }
         save_weights(opts.export, net, WEIGHTS_KIND, metadata)
         summary["exported"] = str(opts.export)
-    _log(out, summary)
+    append_log(out, summary)
     return summary
 
 
@@ -458,51 +466,12 @@ def _count(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def _save_checkpoint(out, net, optimizer, step, elapsed_s, sample_gen, flicker_gen, opts) -> None:
-    state = {"step": step, "elapsed_s": elapsed_s, "optimizer": optimizer.state_dict(),
-             "sample_rng": sample_gen.get_state(), "flicker_rng": flicker_gen.get_state(),
-             "device_type": flicker_gen.device.type, "arch": net.config.to_json()}
-    tmp = out / (CHECKPOINT_STATE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out / CHECKPOINT_STATE)
-    save_weights(out / CHECKPOINT, net, WEIGHTS_KIND, {"step": step, "seed": opts.seed})
 
 
-def _load_checkpoint(out, net, optimizer, sample_gen, flicker_gen) -> tuple[int, float]:
-    state = torch.load(out / CHECKPOINT_STATE, map_location="cpu", weights_only=True)
-    if state["arch"] != net.config.to_json():
-        raise DeflickerInputError(
-            f"The checkpoint in {out} is for network {state['arch']}, not "
-            f"{net.config.to_json()}; use the same widths or another --out."
-        )
-    if state["device_type"] != flicker_gen.device.type:
-        raise DeflickerInputError(
-            f"The checkpoint in {out} was trained on {state['device_type']}; resume it on the "
-            "same kind of device (random streams differ between devices)."
-        )
-    meta = load_weights(out / CHECKPOINT, net, WEIGHTS_KIND)
-    if int(meta.get("step", -1)) != int(state["step"]):
-        raise DeflickerInputError(
-            f"{out / CHECKPOINT} and {out / CHECKPOINT_STATE} do not belong together "
-            "(interrupted while saving?)."
-        )
-    optimizer.load_state_dict(state["optimizer"])
-    sample_gen.set_state(state["sample_rng"])
-    flicker_gen.set_state(state["flicker_rng"])
-    return int(state["step"]), float(state["elapsed_s"])
 
 
-def _log(out: Path, record: dict) -> None:
-    line = json.dumps(record)
-    print(line, flush=True)
-    with open(out / LOG, "a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return device.type
 
 
 # --- command line -------------------------------------------------------------------------------
