@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from .device import resolve_device
 from .errors import DeflickerInputError, WeightsError
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
-from .weights import default_weights_path, load_weights, read_weights_metadata
+from .weights import default_weights_path, load_network
 
 WEIGHTS_KIND = "local_refine"
 DEFAULT_WEIGHTS_NAME = "local_refine.safetensors"
@@ -56,25 +55,10 @@ def load_local_refine(config: RefineConfig | None = None) -> LocalRefineNet:
             f"weights/{DEFAULT_WEIGHTS_NAME}; put it back, pick another file, or train one with "
             "`python -m deflicker_impl.train refine ... --export FILE`."
         )
-    stat = path.stat()
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, str(device))
+    return load_network(path, WEIGHTS_KIND, LocalRefineNet, RefineNetConfig.from_json,
+                        str(device))
 
 
-@lru_cache(maxsize=4)
-def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> LocalRefineNet:
-    meta = read_weights_metadata(path, kind=WEIGHTS_KIND)
-    try:
-        arch = RefineNetConfig.from_json(meta["arch"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise WeightsError(
-            f"Weights file {path} has no valid network description ('arch' metadata): {exc}. "
-            "Export it with the training command of this pack."
-        ) from exc
-    net = LocalRefineNet(arch)
-    load_weights(path, net, kind=WEIGHTS_KIND)
-    net = net.to(torch.device(device)).eval()
-    net.requires_grad_(False)
-    return net
 
 
 def apply_local_refine(

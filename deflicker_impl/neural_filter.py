@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ from .device import resolve_device
 from .errors import DeflickerInputError, WeightsError
 from .filter_net import FilterNetConfig, NeuralFilterNet
 from .global_stability import stabilise_global_colour
-from .weights import default_weights_path, load_weights, read_weights_metadata
+from .weights import default_weights_path, load_network
 
 WEIGHTS_KIND = "neural_filter"
 DEFAULT_WEIGHTS_NAME = "neural_filter.safetensors"
@@ -65,27 +64,10 @@ def load_neural_filter(config: FilterConfig | None = None) -> NeuralFilterNet:
             f"weights/{DEFAULT_WEIGHTS_NAME}; put it back, pick another file, or train one with "
             "`python -m deflicker_impl.train filter ... --export FILE`."
         )
-    stat = path.stat()
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size, str(device), dtype)
+    return load_network(path, WEIGHTS_KIND, NeuralFilterNet, FilterNetConfig.from_json,
+                        str(device), dtype)
 
 
-@lru_cache(maxsize=4)
-def _load_cached(
-    path: str, mtime_ns: int, size: int, device: str, dtype: torch.dtype
-) -> NeuralFilterNet:
-    meta = read_weights_metadata(path, kind=WEIGHTS_KIND)
-    try:
-        arch = FilterNetConfig.from_json(meta["arch"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise WeightsError(
-            f"Weights file {path} has no valid network description ('arch' metadata): {exc}. "
-            "Export it with the training command of this pack."
-        ) from exc
-    net = NeuralFilterNet(arch)
-    load_weights(path, net, kind=WEIGHTS_KIND)
-    net = net.to(device=torch.device(device), dtype=dtype).eval()
-    net.requires_grad_(False)
-    return net
 
 
 def apply_neural_filter(

@@ -13,9 +13,11 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -141,3 +143,41 @@ def _check_kind(path: Path, meta: Mapping[str, str], kind: str | None) -> None:
             f"Weights file {path} is for {found or 'an unknown network'!s}, not for {kind}. "
             f"Pick a {kind} weights file."
         )
+
+
+def load_network(
+    path: str | os.PathLike,
+    kind: str,
+    network_class: type[nn.Module],
+    config_from_json,
+    device: str,
+    dtype=None,
+) -> nn.Module:
+    """The network a weights file describes: built from its 'arch' metadata with
+    `network_class(config_from_json(arch))`, loaded, frozen, in eval mode on `device`.
+
+    Cached per (file, its modification time and size, device, dtype): nodes call this on every
+    run, and a re-exported file is picked up. The caller checks that the file exists, so that its
+    message can say where the file should come from.
+    """
+    stat = os.stat(path)
+    return _load_network_cached(str(path), stat.st_mtime_ns, stat.st_size, kind, network_class,
+                                config_from_json, device, dtype)
+
+
+@lru_cache(maxsize=8)
+def _load_network_cached(path, mtime_ns, size, kind, network_class, config_from_json, device,
+                         dtype) -> nn.Module:
+    meta = read_weights_metadata(path, kind=kind)
+    try:
+        arch = config_from_json(meta["arch"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(
+            f"Weights file {path} has no valid network description ('arch' metadata): {exc}. "
+            "Export it with the training command of this pack."
+        ) from exc
+    net = network_class(arch)
+    load_weights(path, net, kind=kind)
+    net = net.to(device=torch.device(device), dtype=dtype).eval()
+    net.requires_grad_(False)
+    return net
