@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from ..device import resolve_device
 from ..distortions import ColourDistortionConfig, make_training_pair
 from ..errors import DeflickerInputError
 from ..filter_net import FilterNetConfig, NeuralFilterNet, count_parameters
+from ..metrics import psnr
 from ..neural_filter import WEIGHTS_KIND
 from ..weights import save_weights
 from .image_bank import ImageBank, read_cache_sources
@@ -44,6 +44,7 @@ from .run_folder import (
     load_checkpoint,
     save_checkpoint,
 )
+from .schedule import warmup_cosine_lr
 
 VAL_SEED = 20230316  # the validation set does not depend on the training seed
 
@@ -150,7 +151,8 @@ def train_filter(opts: FilterTrainOptions) -> dict:
         if budget_s is not None:
             progress = max(progress, elapsed() / budget_s)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(opts, step, progress)
+            group["lr"] = warmup_cosine_lr(opts.lr, opts.warmup, opts.final_lr_fraction,
+                                               step, progress)
 
         clean = train_bank.sample_crops(opts.batch, opts.crop, sample_gen, opts.min_scale)
         pair = make_training_pair(clean, distort_gen)
@@ -207,13 +209,6 @@ def train_filter(opts: FilterTrainOptions) -> dict:
     return summary
 
 
-def learning_rate(opts: FilterTrainOptions, step: int, progress: float) -> float:
-    """Linear warm-up, then cosine decay from lr to lr * final_lr_fraction over `progress`."""
-    warm = min(1.0, (step + 1) / max(1, opts.warmup))
-    floor = opts.final_lr_fraction
-    cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return opts.lr * warm * cosine
-
 
 def load_image_bank(opts: FilterTrainOptions) -> ImageBank:
     banks = []
@@ -262,16 +257,12 @@ def evaluate(net: NeuralFilterNet, val: ValidationSet, batch: int = 16) -> dict:
         identities.append(net(val.target[sl], val.atlas[sl]).float())
     net.train(was_training)
     return {
-        "val_psnr_output": _mean_psnr(torch.cat(outputs), val.target),
-        "val_psnr_atlas": _mean_psnr(val.atlas, val.target),
-        "val_psnr_frame": _mean_psnr(val.frame, val.target),
-        "val_psnr_identity": _mean_psnr(torch.cat(identities), val.target),
+        "val_psnr_output": _rounded_psnr(torch.cat(outputs), val.target),
+        "val_psnr_atlas": _rounded_psnr(val.atlas, val.target),
+        "val_psnr_frame": _rounded_psnr(val.frame, val.target),
+        "val_psnr_identity": _rounded_psnr(torch.cat(identities), val.target),
     }
 
-
-def _mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a.float() - b.float()) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return round(float((-10 * torch.log10(mse)).mean()), 3)
 
 
 
@@ -351,3 +342,7 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _rounded_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return round(psnr(a, b), 3)

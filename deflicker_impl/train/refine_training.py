@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from ..device import resolve_device
 from ..errors import DeflickerInputError
+from ..filter_net import count_parameters
 from ..flow import warp_with_flow
 from ..local_refine import WEIGHTS_KIND
 from ..refine_net import LocalRefineNet, RefineNetConfig
@@ -63,6 +64,7 @@ from .run_folder import (
     load_checkpoint,
     save_checkpoint,
 )
+from .schedule import warmup_cosine_lr
 
 VAL_SEED = 20180908
 PARTS = ("frames", "flow_prev", "mask_prev", "flow_first", "mask_first")
@@ -382,7 +384,7 @@ def train_refine(opts: RefineTrainOptions) -> dict:
     stop_step = opts.steps if opts.session_steps is None else min(opts.steps,
                                                                   step + opts.session_steps)
     if step == 0:
-        append_log(out, {"event": "start", "parameters": _count(net), "device": str(device),
+        append_log(out, {"event": "start", "parameters": count_parameters(net), "device": str(device),
                    "options": json.loads(json.dumps(asdict(opts), default=str)),
                    "data": data_info})
 
@@ -402,7 +404,8 @@ def train_refine(opts: RefineTrainOptions) -> dict:
         if budget_s is not None:
             progress = max(progress, elapsed() / budget_s)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(opts, step, progress)
+            group["lr"] = warmup_cosine_lr(opts.lr, opts.warmup, opts.final_lr_fraction,
+                                               step, progress)
 
         batch = crop_batch(train_seqs, opts.batch, opts.crop, sample_gen)
         flickered = add_local_flicker(batch["clean"], flicker_gen, opts)
@@ -446,7 +449,7 @@ def train_refine(opts: RefineTrainOptions) -> dict:
             "flicker": {"local_sigma": opts.local_sigma, "offset_sigma": opts.offset_sigma,
                         "global_sigma": opts.global_sigma, "clean_prob": opts.clean_prob},
             "validation_set": {"sequences": len(val), "seed": VAL_SEED},
-            "parameters": _count(net), "command": opts.command,
+            "parameters": count_parameters(net), "command": opts.command,
             "init": os.path.basename(opts.init) if opts.init else None,
         }
         save_weights(opts.export, net, WEIGHTS_KIND, metadata)
@@ -455,15 +458,6 @@ def train_refine(opts: RefineTrainOptions) -> dict:
     return summary
 
 
-def learning_rate(opts: RefineTrainOptions, step: int, progress: float) -> float:
-    warm = min(1.0, (step + 1) / max(1, opts.warmup))
-    floor = opts.final_lr_fraction
-    cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return opts.lr * warm * cosine
-
-
-def _count(net) -> int:
-    return sum(p.numel() for p in net.parameters())
 
 
 
