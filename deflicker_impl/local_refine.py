@@ -59,8 +59,6 @@ def load_local_refine(config: RefineConfig | None = None) -> LocalRefineNet:
                         str(device))
 
 
-
-
 def apply_local_refine(
     frames: torch.Tensor,
     config: RefineConfig | None = None,

@@ -68,8 +68,6 @@ def load_neural_filter(config: FilterConfig | None = None) -> NeuralFilterNet:
                         str(device), dtype)
 
 
-
-
 def apply_neural_filter(
     frames: torch.Tensor,
     atlas_frames: torch.Tensor,

@@ -209,7 +209,6 @@ def train_filter(opts: FilterTrainOptions) -> dict:
     return summary
 
 
-
 def load_image_bank(opts: FilterTrainOptions) -> ImageBank:
     banks = []
     if opts.images:
@@ -264,19 +263,10 @@ def evaluate(net: NeuralFilterNet, val: ValidationSet, batch: int = 16) -> dict:
     }
 
 
-
-
-
-
-
-
-
 def _sources(opts: FilterTrainOptions) -> dict:
     return {"images": list(opts.images), "video_frames": list(opts.video_frames),
             "cache": {os.path.basename(c): read_cache_sources(c) for c in opts.cache},
             "procedural": opts.procedural}
-
-
 
 
 def _jsonable(value):

@@ -458,16 +458,6 @@ def train_refine(opts: RefineTrainOptions) -> dict:
     return summary
 
 
-
-
-
-
-
-
-
-
-
-
 # --- command line -------------------------------------------------------------------------------
 
 
