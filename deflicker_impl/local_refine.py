@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .device import resolve_device
 from .errors import DeflickerInputError, WeightsError
+from .flow import compute_flow
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
 from .weights import default_weights_path, load_network
@@ -36,6 +38,10 @@ class RefineConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     tile_size: int = 2048  # frames with a side above this go in tiles (each its own state)
     tile_overlap: int = 64  # pixels shared by neighbouring tiles, blended linearly
+    # Motion between consecutive frames (for nets with motion="flow"): DIS on the filtered
+    # frames, measured at most at this long side (the flow is smooth; larger is slower only).
+    flow_long_side: int = 640
+    flow_preset: str = "medium"  # DIS preset: "ultrafast" | "fast" | "medium"
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":
@@ -87,7 +93,10 @@ def apply_local_refine(
             current = _chunk_as_batch(frames, i, i + 1, "frames", device, torch.float32)
             if prev_filtered is None:
                 prev_filtered = prev_output = current
-            out = _refine_tiled(net, current, prev_filtered, prev_output, states, tiles,
+                flow = None
+            else:
+                flow = _frame_flow(net, current, prev_filtered, cfg)
+            out = _refine_tiled(net, current, prev_filtered, prev_output, flow, states, tiles,
                                 overlap, lambda i=i: on_progress(i, t) if on_progress else None)
             result[i] = out[0].permute(1, 2, 0).to("cpu", torch.float32)
             prev_filtered, prev_output = current, out
@@ -104,10 +113,32 @@ def _tiles(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int, int,
             for y0 in _tile_starts(h, tile, overlap) for x0 in _tile_starts(w, tile, overlap)]
 
 
-def _refine_tiled(net, current, prev_filtered, prev_output, states, tiles, overlap, on_tile):
+def _frame_flow(net, current, previous, cfg: RefineConfig) -> torch.Tensor | None:
+    """DIS flow [1,H,W,2] from the current to the previous filtered frame ([1,3,H,W] each), or
+    None when the net does not use motion."""
+    if net.config.motion != "flow":
+        return None
+    h, w = current.shape[-2:]
+    scale = min(1.0, cfg.flow_long_side / max(h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    pair = torch.cat([current, previous]).float()
+    if size != (h, w):
+        pair = F.interpolate(pair, size=size, mode="area")
+    pair = pair.permute(0, 2, 3, 1).cpu()
+    flow = compute_flow(pair[0], pair[1], preset=cfg.flow_preset)  # [h',w',2]
+    if size != (h, w):
+        flow = F.interpolate(flow.permute(2, 0, 1)[None], size=(h, w), mode="bilinear",
+                             align_corners=False)[0].permute(1, 2, 0)
+        flow = flow * torch.tensor([w / size[1], h / size[0]])
+    return flow[None].to(current.device, current.dtype)
+
+
+def _refine_tiled(net, current, prev_filtered, prev_output, flow, states, tiles, overlap,
+                  on_tile):
     """One step of the net over [1,3,H,W] inputs, tile by tile; updates `states` in place."""
     if len(tiles) == 1:
-        out, states[(0, 0)] = net(current, prev_filtered, prev_output, states.get((0, 0)))
+        out, states[(0, 0)] = net(current, prev_filtered, prev_output, states.get((0, 0)),
+                                  flow=flow)
         return out
     h, w = current.shape[-2:]
     out = torch.zeros_like(current)
@@ -115,7 +146,8 @@ def _refine_tiled(net, current, prev_filtered, prev_output, states, tiles, overl
     for y0, y1, x0, x1 in tiles:
         key = (y0, x0)
         sl = (..., slice(y0, y1), slice(x0, x1))
-        piece, states[key] = net(current[sl], prev_filtered[sl], prev_output[sl], states.get(key))
+        piece, states[key] = net(current[sl], prev_filtered[sl], prev_output[sl], states.get(key),
+                                 flow=None if flow is None else flow[:, y0:y1, x0:x1])
         mask = (_ramp(y1 - y0, overlap, y0 > 0, y1 < h, current)[:, None]
                 * _ramp(x1 - x0, overlap, x0 > 0, x1 < w, current)[None, :])
         out[sl] += piece * mask

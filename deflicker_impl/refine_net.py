@@ -2,17 +2,25 @@
 
 Design (in the spirit of Lai et al., ECCV 2018, written from the idea, not from their code).
 Inputs per step: the filtered frame O^f_t, the previous filtered frame O^f_{t-1} and the previous
-refined output O_{t-1}, each [N,3,H,W] in 0..1 (9 channels together). The net predicts a residual
-that is added to O^f_t:
+refined output O_{t-1}, each [N,3,H,W] in 0..1 (9 channels together). The net predicts a
+correction of O^f_t:
 
-    O_t = O^f_t + R(O^f_t, O^f_{t-1}, O_{t-1}, state)
+    O_t = O^f_t * exp(g) + b,   (g, b) = R(O^f_t, W(O^f_{t-1}), W(O_{t-1}), W(state))
 
+* Motion (`motion="flow"`, the default): W warps the previous frames and the ConvLSTM state to
+  the current frame with the optical flow t -> t-1 (DIS on the filtered frames at run time, the
+  clean frames' flow in training). Without it the memory sits where things were, and on a
+  panning camera the net pulled colours from the wrong places (coloured blotches on the real
+  bedroom clip of the benchmark).
 * Encoder: space-to-depth by 2 (no detail averaged away before the first conv), a conv at half
   resolution, a strided conv to 1/4 resolution, then a few residual blocks.
 * A ConvLSTM cell at 1/4 resolution carries a memory across frames, so a region whose colour
   pulses can be held to what it was, not only to the previous frame.
-* Decoder: back to half resolution (bilinear + the half-resolution skip), a conv that predicts
-  2x2x3 residual values per half-resolution pixel, depth-to-space to full resolution.
+* Output (`output="colour_field"`, the default): per-channel log-gain g and offset b at 1/4
+  resolution, upsampled bilinearly. Local flicker is a smooth change of colour, so this is all
+  the refinement needs, and it cannot blur, sharpen or paint structure: detail comes from O^f_t
+  alone. (`output="residual"`, the first shipped design, predicts a free full-resolution
+  residual through a half-resolution decoder; it changed clean clips too much.)
 * The last conv starts at zero, so an untrained net returns O^f_t unchanged ("do no harm").
 
 Any frame size works (1x1 too): inputs are padded to a multiple of the stride (4) and the output
@@ -35,8 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .filter_net import pad_to_multiple
+from .flow import warp_with_flow
 
 State = tuple[torch.Tensor, torch.Tensor]  # (hidden, cell) of the ConvLSTM, [N,C,H/4,W/4] each
+OUTPUT_MODES = ("colour_field", "residual")
+MOTION_MODES = ("flow", "none")
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,14 @@ class RefineNetConfig:
     quarter_width: int = 32
     hidden_width: int = 32
     residual_blocks: int = 2
+    # What the decoder predicts: "colour_field" = a per-channel gain and offset at 1/4
+    # resolution, upsampled smoothly and applied to O^f_t (it can change colour, never
+    # structure); "residual" = a free full-resolution residual (the first shipped weights).
+    output: str = "colour_field"
+    # "flow": the previous frames and the ConvLSTM state are warped to the current frame with
+    # the optical flow given to forward() (DIS at run time), so the memory follows the motion
+    # instead of ghosting colours where things were; "none": fed as they are (first weights).
+    motion: str = "flow"
 
     def __post_init__(self) -> None:
         for name in ("half_width", "quarter_width", "hidden_width"):
@@ -54,6 +73,10 @@ class RefineNetConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.residual_blocks < 0:
             raise ValueError(f"residual_blocks must be >= 0, got {self.residual_blocks}")
+        if self.output not in OUTPUT_MODES:
+            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
+        if self.motion not in MOTION_MODES:
+            raise ValueError(f"motion must be one of {MOTION_MODES}, got {self.motion!r}")
 
     stride = 4
 
@@ -62,7 +85,11 @@ class RefineNetConfig:
 
     @classmethod
     def from_json(cls, text: str) -> RefineNetConfig:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        # Files written before these options existed hold the first design.
+        values.setdefault("output", "residual")
+        values.setdefault("motion", "none")
+        return cls(**values)
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -110,10 +137,16 @@ class LocalRefineNet(nn.Module):
         self.blocks = nn.Sequential(*(_ResidualBlock(c.quarter_width)
                                       for _ in range(c.residual_blocks)))
         self.lstm = ConvLSTMCell(c.quarter_width, c.hidden_width)
-        self.up = _conv(c.hidden_width + c.half_width, c.half_width)
-        self.to_residual = nn.Conv2d(c.half_width, 3 * 4, 3, padding=1)
-        nn.init.zeros_(self.to_residual.weight)
-        nn.init.zeros_(self.to_residual.bias)
+        if c.output == "residual":
+            self.up = _conv(c.hidden_width + c.half_width, c.half_width)
+            self.to_residual = nn.Conv2d(c.half_width, 3 * 4, 3, padding=1)
+            last = self.to_residual
+        else:
+            self.field = _conv(c.hidden_width + c.quarter_width, c.quarter_width)
+            self.to_field = nn.Conv2d(c.quarter_width, 6, 3, padding=1)  # log-gain 3, offset 3
+            last = self.to_field
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     @property
     def stride(self) -> int:
@@ -126,9 +159,12 @@ class LocalRefineNet(nn.Module):
         prev_output: torch.Tensor,
         state: State | None = None,
         clamp: bool = True,
+        flow: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, State]:
         """One step. `state=None` starts a clip; `clamp=False` returns the raw output (training
-        uses it so that out-of-range predictions still get gradients)."""
+        uses it so that out-of-range predictions still get gradients). `flow` [N,H,W,2] maps
+        the current frame to the previous one (pixels); with `motion="flow"` it aligns the
+        previous frames and the state (None: no motion assumed)."""
         if not (filtered.shape == prev_filtered.shape == prev_output.shape) or (
             filtered.ndim != 4 or filtered.shape[1] != 3
         ):
@@ -137,15 +173,42 @@ class LocalRefineNet(nn.Module):
                 f"{tuple(filtered.shape)}, {tuple(prev_filtered.shape)}, {tuple(prev_output.shape)}"
             )
         h, w = filtered.shape[-2:]
+        if self.config.motion == "flow" and flow is not None:
+            if flow.shape != (filtered.shape[0], h, w, 2):
+                raise ValueError(f"flow must be [N,H,W,2] = {(filtered.shape[0], h, w, 2)}, "
+                                 f"got {tuple(flow.shape)}")
+            prev_filtered = warp_with_flow(prev_filtered, flow)
+            prev_output = warp_with_flow(prev_output, flow)
+            if state is not None:
+                state = _warp_state(state, flow)
         x = torch.cat([filtered, prev_filtered, prev_output], dim=1) - 0.5
         x = pad_to_multiple(x, self.stride)
         half = self.stem(F.pixel_unshuffle(x, 2))
         quarter = self.blocks(self.down(half))
         state = self.lstm(quarter, state)
-        up = F.interpolate(state[0], size=half.shape[-2:], mode="bilinear", align_corners=False)
-        residual = F.pixel_shuffle(self.to_residual(self.up(torch.cat([up, half], dim=1))), 2)
-        out = filtered + residual[..., :h, :w]
+        if self.config.output == "residual":
+            up = F.interpolate(state[0], size=half.shape[-2:], mode="bilinear",
+                               align_corners=False)
+            residual = F.pixel_shuffle(self.to_residual(self.up(torch.cat([up, half], dim=1))), 2)
+            out = filtered + residual[..., :h, :w]
+        else:
+            field = self.to_field(self.field(torch.cat([state[0], quarter], dim=1)))
+            field = F.interpolate(field, size=x.shape[-2:], mode="bilinear",
+                                  align_corners=False)[..., :h, :w]
+            out = filtered * torch.exp(field[:, :3]) + field[:, 3:]
         return (out.clamp(0.0, 1.0) if clamp else out), state
+
+
+def _warp_state(state: State, flow: torch.Tensor) -> State:
+    """Warp the ConvLSTM state [N,C,h,w] (padded 1/4 resolution) with a full-resolution flow."""
+    hq, wq = state[0].shape[-2:]
+    h, w = flow.shape[1:3]
+    small = F.interpolate(flow.permute(0, 3, 1, 2), size=(hq, wq), mode="bilinear",
+                          align_corners=False)
+    small = small * torch.tensor([wq / w, hq / h], dtype=small.dtype,
+                                 device=small.device).view(1, 2, 1, 1)
+    small = small.permute(0, 2, 3, 1)
+    return warp_with_flow(state[0], small), warp_with_flow(state[1], small)
 
 
 def build_local_refine(config: RefineNetConfig | None = None, **overrides) -> LocalRefineNet:

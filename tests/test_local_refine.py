@@ -41,8 +41,9 @@ def scrambled_net(config: RefineNetConfig = SMALL, seed: int = 0):
     previous frames and on the recurrent state."""
     torch.manual_seed(seed)
     net = build_local_refine(config).eval()
+    last = net.to_residual if config.output == "residual" else net.to_field
     with torch.no_grad():
-        net.to_residual.weight.normal_(0, 0.05)
+        last.weight.normal_(0, 0.05)
     return net
 
 
@@ -64,6 +65,55 @@ def test_untrained_net_returns_the_filtered_frame_unchanged():
         for t in range(1, 5):
             out, state = net(frames[t:t + 1], frames[t - 1:t], torch.rand(1, 3, 40, 56), state)
             assert torch.equal(out, frames[t:t + 1])
+
+
+def high_frequency_energy(x: torch.Tensor) -> float:
+    """Mean |x - blur(x)| of [N,3,H,W]: detail at the scale of a few pixels."""
+    blur = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    return float((x - blur).abs().mean())
+
+
+def test_colour_field_output_changes_colour_never_structure():
+    # On a flat grey frame any detail in the output is made up by the net. A colour-field net
+    # can only scale and shift O^f by fields at 1/4 resolution, smoothly upsampled; a free
+    # residual (the first design) paints at full resolution. Same encoder, same random weights.
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    made_up = {}
+    for mode in ("colour_field", "residual"):
+        net = scrambled_net(RefineNetConfig(half_width=8, quarter_width=8, hidden_width=8,
+                                            residual_blocks=1, output=mode))
+        with torch.no_grad():
+            out, _ = net(flat, noise, noise)
+        made_up[mode] = high_frequency_energy(out)
+    assert made_up["colour_field"] < 0.2 * made_up["residual"], made_up
+
+
+def test_motion_compensation_is_backward_warping_of_the_previous_frames():
+    # net(f, pf, po, flow) must equal net(f, warp(pf), warp(po)) without motion: the flow only
+    # aligns the previous frames (and the state) to the current frame.
+    from deflicker_impl.flow import warp_with_flow
+
+    net = scrambled_net(RefineNetConfig(half_width=8, quarter_width=8, hidden_width=8,
+                                        residual_blocks=1, motion="flow"))
+    gen = torch.Generator().manual_seed(4)
+    f, pf, po = (torch.rand(1, 3, 24, 40, generator=gen) for _ in range(3))
+    flow = torch.randn(1, 24, 40, 2, generator=gen) * 3
+    with torch.no_grad():
+        moved, _ = net(f, pf, po, flow=flow)
+        aligned, _ = net(f, warp_with_flow(pf, flow), warp_with_flow(po, flow))
+        unaligned, _ = net(f, pf, po)
+    assert torch.allclose(moved, aligned, atol=1e-6)
+    assert float((moved - unaligned).abs().max()) > 1e-3
+
+
+def test_weights_files_of_the_first_design_still_load_as_that_design():
+    old = json.dumps({"half_width": 16, "hidden_width": 32, "quarter_width": 32,
+                      "residual_blocks": 2})
+    config = RefineNetConfig.from_json(old)
+    assert (config.output, config.motion) == ("residual", "none")
+    with pytest.raises(ValueError, match="output must be one of"):
+        RefineNetConfig(output="sharpen")
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (3, 37, 53), (2, 8, 8), (1, 5, 130)])
@@ -218,6 +268,9 @@ def tiny_cache(path, clips=("trainclip", "valclip"), frames: int = 4, h: int = 2
         tensors[f"{name}__mask_prev"] = ref.mask_prev.to(torch.uint8).contiguous()
         tensors[f"{name}__flow_first"] = ref.flow_first.half().contiguous()
         tensors[f"{name}__mask_first"] = ref.mask_first.to(torch.uint8).contiguous()
+        # Stand-ins for stored atlas + filter outputs: two flickered copies.
+        filtered = torch.stack([local_flicker(clean, seed=s) for s in (1, 2)])
+        tensors[f"{name}__filtered"] = (filtered * 255).round().to(torch.uint8).contiguous()
     save_file(tensors, str(path))
     return path
 
@@ -227,7 +280,7 @@ def small_options(tmp_path, **overrides) -> RefineTrainOptions:
               "cache": [str(tiny_cache(tmp_path / "c.safetensors"))],
               "val_clips": ("valclip",), "steps": 4, "batch": 2, "crop": 16, "device": "cpu",
               "val_every": 2, "log_every": 2, "checkpoint_every": 2, "half_width": 4,
-              "quarter_width": 4, "hidden_width": 4, "residual_blocks": 1, "pingpong": True}
+              "quarter_width": 4, "hidden_width": 4, "residual_blocks": 1, "pipeline_prob": 0.5}
     values.update(overrides)
     return RefineTrainOptions(**values)
 

@@ -104,6 +104,11 @@ class RefineTrainOptions:
     quarter_width: int = RefineNetConfig().quarter_width
     hidden_width: int = RefineNetConfig().hidden_width
     residual_blocks: int = RefineNetConfig().residual_blocks
+    output: str = RefineNetConfig().output
+    motion: str = RefineNetConfig().motion
+    # Share of the batch whose input is a stored atlas + filter output (caches built with
+    # --pipeline-variants) instead of the clean crop with synthetic local flicker.
+    pipeline_prob: float = 0.5
     command: str = ""
 
 
@@ -112,7 +117,8 @@ class RefineTrainOptions:
 
 @dataclass
 class Sequence:
-    """One clean sequence: frames [T,3,H,W] float, flows [T-1,H,W,2], masks [T-1,H,W]."""
+    """One clean sequence: frames [T,3,H,W] float, flows [T-1,H,W,2], masks [T-1,H,W], and
+    optionally `filtered` [K,T,3,H,W] float: our atlas + filter outputs of K flickered copies."""
 
     name: str
     frames: torch.Tensor
@@ -120,13 +126,15 @@ class Sequence:
     mask_prev: torch.Tensor
     flow_first: torch.Tensor
     mask_first: torch.Tensor
+    filtered: torch.Tensor | None = None
 
     @property
     def clip(self) -> str:
         return self.name.split("__")[0]
 
     def to(self, device) -> Sequence:
-        return Sequence(self.name, *(getattr(self, p).to(device) for p in PARTS))
+        filtered = None if self.filtered is None else self.filtered.to(device)
+        return Sequence(self.name, *(getattr(self, p).to(device) for p in PARTS), filtered)
 
 
 def load_sequences(paths: list[str]) -> list[Sequence]:
@@ -144,30 +152,42 @@ def load_sequences(paths: list[str]) -> list[Sequence]:
             names = sorted({k.rsplit("__", 1)[0] for k in keys})
             for name in names:
                 t = {p: handle.get_tensor(f"{name}__{p}") for p in PARTS}
+                filtered = None
+                if f"{name}__filtered" in keys:
+                    filtered = handle.get_tensor(f"{name}__filtered").permute(0, 1, 4, 2, 3)
+                    filtered = filtered.float() / 255.0
                 sequences.append(Sequence(
                     name, t["frames"].permute(0, 3, 1, 2).float() / 255.0,
                     t["flow_prev"].float(), t["mask_prev"].float(),
-                    t["flow_first"].float(), t["mask_first"].float()))
+                    t["flow_first"].float(), t["mask_first"].float(), filtered))
     if not sequences:
         raise DeflickerInputError(f"No sequences in {paths}.")
     return sequences
 
 
-def crop_batch(sequences: list[Sequence], batch: int, crop: int, gen: torch.Generator) -> dict:
+def crop_batch(sequences: list[Sequence], batch: int, crop: int, gen: torch.Generator,
+               pipeline_prob: float = 0.0) -> dict:
     """Random crops of random sequences -> dict of batched tensors (on the sequences' device):
-    clean [B,T,3,c,c], flow_prev/flow_first [B,T-1,c,c,2], mask_prev/mask_first [B,T-1,c,c].
+    clean [B,T,3,c,c], flow_prev/flow_first [B,T-1,c,c,2], mask_prev/mask_first [B,T-1,c,c],
+    filtered [B,T,3,c,c] and use_filtered [B] (1 where a stored pipeline output was drawn, with
+    probability `pipeline_prob` for sequences that have one; else `filtered` is the clean crop).
     Masks are also cleared where the flow leaves the crop."""
     picks = torch.randint(len(sequences), (batch,), generator=gen).tolist()
-    parts: dict[str, list] = {p: [] for p in PARTS}
+    parts: dict[str, list] = {p: [] for p in (*PARTS, "filtered")}
+    use_filtered = []
     for index in picks:
         seq = sequences[index]
         h, w = seq.frames.shape[-2:]
         c = min(crop, h, w)
         y0 = int(torch.randint(h - c + 1, (1,), generator=gen))
         x0 = int(torch.randint(w - c + 1, (1,), generator=gen))
-        for p in PARTS:
-            part = getattr(seq, p)
-            if p == "frames":
+        drawn = seq.filtered is not None and float(torch.rand(1, generator=gen)) < pipeline_prob
+        variant = int(torch.randint(seq.filtered.shape[0], (1,), generator=gen)) if drawn else 0
+        use_filtered.append(float(drawn))
+        for p in (*PARTS, "filtered"):
+            part = seq.filtered[variant] if (p == "filtered" and drawn) else getattr(
+                seq, "frames" if p == "filtered" else p)
+            if p in ("frames", "filtered"):
                 part = part[..., y0:y0 + c, x0:x0 + c]
             else:
                 part = part[:, y0:y0 + c, x0:x0 + c]
@@ -175,6 +195,7 @@ def crop_batch(sequences: list[Sequence], batch: int, crop: int, gen: torch.Gene
                 part = _resize_part(part, p, crop, c)
             parts[p].append(part)
     out = {p: torch.stack(v) for p, v in parts.items()}
+    out["use_filtered"] = torch.tensor(use_filtered, device=out["frames"].device)
     for kind in ("prev", "first"):
         out[f"mask_{kind}"] = out[f"mask_{kind}"] * _inside(out[f"flow_{kind}"])
     out["clean"] = out.pop("frames")
@@ -182,7 +203,7 @@ def crop_batch(sequences: list[Sequence], batch: int, crop: int, gen: torch.Gene
 
 
 def _resize_part(part: torch.Tensor, name: str, size: int, c: int) -> torch.Tensor:
-    if name == "frames":
+    if name in ("frames", "filtered"):
         return F.interpolate(part, size=(size, size), mode="bilinear", align_corners=False)
     if name.startswith("flow"):
         x = F.interpolate(part.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
@@ -230,13 +251,17 @@ def add_local_flicker(
 # --- losses and metrics ------------------------------------------------------------------------
 
 
-def unroll(net: LocalRefineNet, flickered: torch.Tensor, clamp: bool) -> list[torch.Tensor]:
-    """Run the net over [B,T,3,H,W] -> list of T outputs [B,3,H,W]."""
+def unroll(net: LocalRefineNet, flickered: torch.Tensor, clamp: bool,
+           flows: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Run the net over [B,T,3,H,W] -> list of T outputs [B,3,H,W]. `flows` [B,T-1,H,W,2]
+    (frame t -> t-1, index t-1) feed nets that align with motion."""
     first = flickered[:, 0]
     out, state = net(first, first, first, None, clamp=clamp)
     outputs = [out]
     for t in range(1, flickered.shape[1]):
-        out, state = net(flickered[:, t], flickered[:, t - 1], outputs[-1], state, clamp=clamp)
+        flow = None if flows is None else flows[:, t - 1]
+        out, state = net(flickered[:, t], flickered[:, t - 1], outputs[-1], state, clamp=clamp,
+                         flow=flow)
         outputs.append(out)
     return outputs
 
@@ -272,7 +297,8 @@ def pingpong_loss(net: LocalRefineNet, flickered: torch.Tensor, batch: dict,
     stay faithful for twice the sequence length (no flow needed, so none is used there)."""
     t = flickered.shape[1]
     if not opts.pingpong or t < 2:
-        return refine_loss(unroll(net, flickered, clamp=False), batch, opts)
+        return refine_loss(unroll(net, flickered, clamp=False, flows=batch["flow_prev"]),
+                           batch, opts)
     back = flickered[:, :-1].flip(1)
     outputs = unroll(net, torch.cat([flickered, back], dim=1), clamp=False)
     losses = refine_loss(outputs[:t], batch, opts)
@@ -303,10 +329,16 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def build_validation(sequences: list[Sequence], opts: RefineTrainOptions) -> list[tuple]:
     """(sequence, flickered [1,T,3,H,W]) for every held-out sequence; made on the CPU with
-    VAL_SEED at full flicker strength, so it is the same on every device and for every seed."""
+    VAL_SEED at full flicker strength, so it is the same on every device and for every seed.
+    Sequences with stored pipeline outputs also give one pair per output (our atlas + filter
+    output as the input), named "<sequence>@pipeline<k>"."""
     gen = torch.Generator().manual_seed(VAL_SEED)
-    return [(seq, add_local_flicker(seq.frames[None], gen, opts, strength=torch.ones(1)))
-            for seq in sequences]
+    val = []
+    for seq in sequences:
+        val.append((seq, add_local_flicker(seq.frames[None], gen, opts, strength=torch.ones(1))))
+        if seq.filtered is not None:
+            val += [(seq, seq.filtered[k][None]) for k in range(seq.filtered.shape[0])]
+    return val
 
 
 @torch.no_grad()
@@ -322,10 +354,11 @@ def evaluate(net: LocalRefineNet, val: list[tuple], device: torch.device) -> dic
     for seq, flickered in val:
         seq_d = seq.to(device)
         flickered = flickered.to(device)
-        outs = unroll(net, flickered, clamp=True)
+        flows = seq_d.flow_prev[None]
+        outs = unroll(net, flickered, clamp=True, flows=flows)
         frames_in = [flickered[:, t] for t in range(flickered.shape[1])]
         clean = [seq_d.frames[t][None] for t in range(seq_d.frames.shape[0])]
-        identity = unroll(net, seq_d.frames[None], clamp=True)
+        identity = unroll(net, seq_d.frames[None], clamp=True, flows=flows)
         sums["psnr_in"] += sum(_psnr(a, b) for a, b in zip(frames_in, clean)) / len(clean)
         sums["psnr_out"] += sum(_psnr(a, b) for a, b in zip(outs, clean)) / len(clean)
         sums["psnr_identity"] += sum(_psnr(a, b) for a, b in zip(identity, clean)) / len(clean)
@@ -359,8 +392,11 @@ def train_refine(opts: RefineTrainOptions) -> dict:
     val = build_validation(val_seqs, opts)
 
     torch.manual_seed(opts.seed)
+    if opts.pingpong and opts.motion == "flow":
+        raise DeflickerInputError("--pingpong needs backward flows the cache does not hold; "
+                                  "use it only with --motion none.")
     net = LocalRefineNet(RefineNetConfig(opts.half_width, opts.quarter_width, opts.hidden_width,
-                                         opts.residual_blocks))
+                                         opts.residual_blocks, opts.output, opts.motion))
     if opts.init:
         load_weights(opts.init, net, WEIGHTS_KIND)
     net = net.to(device)
@@ -407,8 +443,10 @@ def train_refine(opts: RefineTrainOptions) -> dict:
             group["lr"] = warmup_cosine_lr(opts.lr, opts.warmup, opts.final_lr_fraction,
                                                step, progress)
 
-        batch = crop_batch(train_seqs, opts.batch, opts.crop, sample_gen)
+        batch = crop_batch(train_seqs, opts.batch, opts.crop, sample_gen, opts.pipeline_prob)
         flickered = add_local_flicker(batch["clean"], flicker_gen, opts)
+        use = batch["use_filtered"].view(-1, 1, 1, 1, 1)
+        flickered = use * batch["filtered"] + (1 - use) * flickered
         losses = pingpong_loss(net, flickered, batch, opts)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -447,7 +485,8 @@ def train_refine(opts: RefineTrainOptions) -> dict:
             "data": data_info, "validation": last_val,
             "losses": {"w_short": opts.w_short, "w_long": opts.w_long},
             "flicker": {"local_sigma": opts.local_sigma, "offset_sigma": opts.offset_sigma,
-                        "global_sigma": opts.global_sigma, "clean_prob": opts.clean_prob},
+                        "global_sigma": opts.global_sigma, "clean_prob": opts.clean_prob,
+                        "pipeline_prob": opts.pipeline_prob},
             "validation_set": {"sequences": len(val), "seed": VAL_SEED},
             "parameters": count_parameters(net), "command": opts.command,
             "init": os.path.basename(opts.init) if opts.init else None,
@@ -476,8 +515,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                  "residual_blocks"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "final_lr_fraction", "clip_grad", "w_short", "w_long", "clean_prob",
-                 "local_sigma", "offset_sigma", "global_sigma"):
+                 "local_sigma", "offset_sigma", "global_sigma", "pipeline_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument("--output", default=d.output, choices=("colour_field", "residual"),
+                   help="what the net predicts (see deflicker_impl/refine_net.py)")
+    p.add_argument("--motion", default=d.motion, choices=("flow", "none"),
+                   help="align the previous frames and the state with optical flow")
     p.add_argument("--device", default=d.device)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
