@@ -46,7 +46,7 @@ from .filter_net import pad_to_multiple
 from .flow import warp_with_flow
 
 State = tuple[torch.Tensor, torch.Tensor]  # (hidden, cell) of the ConvLSTM, [N,C,H/4,W/4] each
-OUTPUT_MODES = ("colour_field", "residual")
+OUTPUT_MODES = ("colour_transfer", "colour_field", "residual")
 MOTION_MODES = ("flow", "none")
 
 
@@ -61,7 +61,7 @@ class RefineNetConfig:
     # What the decoder predicts: "colour_field" = a per-channel gain and offset at 1/4
     # resolution, upsampled smoothly and applied to O^f_t (it can change colour, never
     # structure); "residual" = a free full-resolution residual (the first shipped weights).
-    output: str = "colour_field"
+    output: str = "colour_transfer"
     # "flow": the previous frames and the ConvLSTM state are warped to the current frame with
     # the optical flow given to forward() (DIS at run time), so the memory follows the motion
     # instead of ghosting colours where things were; "none": fed as they are (first weights).
@@ -142,8 +142,11 @@ class LocalRefineNet(nn.Module):
             self.to_residual = nn.Conv2d(c.half_width, 3 * 4, 3, padding=1)
             last = self.to_residual
         else:
+            # colour_field: log-gain 3 + offset 3; colour_transfer: how much (0..1, per channel)
+            # of the aligned previous output's local colour to take over.
+            channels = 6 if c.output == "colour_field" else 3
             self.field = _conv(c.hidden_width + c.quarter_width, c.quarter_width)
-            self.to_field = nn.Conv2d(c.quarter_width, 6, 3, padding=1)  # log-gain 3, offset 3
+            self.to_field = nn.Conv2d(c.quarter_width, channels, 3, padding=1)
             last = self.to_field
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -193,10 +196,32 @@ class LocalRefineNet(nn.Module):
             out = filtered + residual[..., :h, :w]
         else:
             field = self.to_field(self.field(torch.cat([state[0], quarter], dim=1)))
+            if self.config.output == "colour_transfer":
+                field = _leaky_unit(field) * _local_log_ratio(prev_output, filtered, self.stride)
             field = F.interpolate(field, size=x.shape[-2:], mode="bilinear",
                                   align_corners=False)[..., :h, :w]
-            out = filtered * torch.exp(field[:, :3]) + field[:, 3:]
+            out = filtered * torch.exp(field[:, :3])
+            if self.config.output == "colour_field":
+                out = out + field[:, 3:]
         return (out.clamp(0.0, 1.0) if clamp else out), state
+
+
+def _leaky_unit(x: torch.Tensor) -> torch.Tensor:
+    """x clamped to 0..1, with a small slope outside so a zero-initialised layer still learns."""
+    inside = x.clamp(0.0, 1.0)
+    return inside + 0.01 * (x - inside)
+
+
+def _local_log_ratio(reference: torch.Tensor, image: torch.Tensor, stride: int) -> torch.Tensor:
+    """log(local mean of reference / local mean of image) per channel at 1/stride resolution
+    ([N,3,H,W] each -> [N,3,H',W'], the padded grid of the net), clamped to +-1: the gain that
+    gives `image` the local colour of `reference` (dark pixels are kept from exploding)."""
+    def local_mean(x):
+        x = F.avg_pool2d(pad_to_multiple(x, stride), stride)
+        return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+
+    ratio = (local_mean(reference) + 0.02).log() - (local_mean(image) + 0.02).log()
+    return ratio.clamp(-1.0, 1.0)
 
 
 def _warp_state(state: State, flow: torch.Tensor) -> State:

@@ -73,20 +73,21 @@ def high_frequency_energy(x: torch.Tensor) -> float:
     return float((x - blur).abs().mean())
 
 
-def test_colour_field_output_changes_colour_never_structure():
-    # On a flat grey frame any detail in the output is made up by the net. A colour-field net
-    # can only scale and shift O^f by fields at 1/4 resolution, smoothly upsampled; a free
+def test_colour_outputs_change_colour_never_structure():
+    # On a flat grey frame any detail in the output is made up by the net. The colour outputs
+    # can only scale (and shift) O^f by fields at 1/4 resolution, smoothly upsampled; a free
     # residual (the first design) paints at full resolution. Same encoder, same random weights.
     flat = torch.full((1, 3, 64, 64), 0.5)
     noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     made_up = {}
-    for mode in ("colour_field", "residual"):
+    for mode in ("colour_transfer", "colour_field", "residual"):
         net = scrambled_net(RefineNetConfig(half_width=8, quarter_width=8, hidden_width=8,
                                             residual_blocks=1, output=mode))
         with torch.no_grad():
             out, _ = net(flat, noise, noise)
         made_up[mode] = high_frequency_energy(out)
     assert made_up["colour_field"] < 0.2 * made_up["residual"], made_up
+    assert made_up["colour_transfer"] < 0.2 * made_up["residual"], made_up
 
 
 def test_motion_compensation_is_backward_warping_of_the_previous_frames():
@@ -105,6 +106,23 @@ def test_motion_compensation_is_backward_warping_of_the_previous_frames():
         unaligned, _ = net(f, pf, po)
     assert torch.allclose(moved, aligned, atol=1e-6)
     assert float((moved - unaligned).abs().max()) > 1e-3
+
+
+def test_full_colour_transfer_holds_a_flickering_static_scene_to_its_first_frame():
+    # With the transfer weight forced to 1 everywhere, every frame takes the local colour of the
+    # (aligned) previous output, so global gain flicker on a static scene is removed outright.
+    from synthetic_clips import global_gain_flicker, smooth_texture
+
+    scene = smooth_texture(48, 64, seed=6).permute(1, 2, 0)
+    clean = scene[None].repeat(8, 1, 1, 1)
+    flickered = global_gain_flicker(clean, strength=0.3)
+    net = build_local_refine(SMALL).eval()  # colour_transfer, flow-aligned
+    with torch.no_grad():
+        net.to_field.bias.fill_(1.0)
+    out = apply_local_refine(flickered, net=net)
+    reference = compute_warp_reference(clean)
+    assert warping_error(out, reference) < 0.1 * warping_error(flickered, reference)
+    assert float((out - out[:1]).abs().mean()) < 0.01
 
 
 def test_weights_files_of_the_first_design_still_load_as_that_design():

@@ -54,7 +54,7 @@ from ..errors import DeflickerInputError
 from ..filter_net import count_parameters
 from ..flow import warp_with_flow
 from ..local_refine import WEIGHTS_KIND
-from ..refine_net import LocalRefineNet, RefineNetConfig
+from ..refine_net import OUTPUT_MODES, LocalRefineNet, RefineNetConfig
 from ..weights import load_weights, save_weights
 from .run_folder import (
     LOG,
@@ -517,7 +517,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     for name in ("lr", "final_lr_fraction", "clip_grad", "w_short", "w_long", "clean_prob",
                  "local_sigma", "offset_sigma", "global_sigma", "pipeline_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
-    p.add_argument("--output", default=d.output, choices=("colour_field", "residual"),
+    p.add_argument("--output", default=d.output, choices=OUTPUT_MODES,
                    help="what the net predicts (see deflicker_impl/refine_net.py)")
     p.add_argument("--motion", default=d.motion, choices=("flow", "none"),
                    help="align the previous frames and the state with optical flow")
