@@ -65,18 +65,21 @@ def _panel(cv2, canvas, box, title, series, x_offset=0):
         _text(cv2, canvas, label, legend_x + 18, y0 + 14)
 
 
-def metrics_plot(report: MetricsReport, width: int = 768, height: int = 432) -> torch.Tensor:
-    """Per-frame mean luma and warping error of the report's clips -> [1,height,width,3]."""
+def metrics_plot(report: MetricsReport, width: int = 768, height: int = 432,
+                 names: tuple[str, str] = ("images", "compare_to")) -> torch.Tensor:
+    """Per-frame mean luma and warping error of the report's clips -> [1,height,width,3].
+
+    names: legend labels of the report's images and compare_to clips.
+    """
     cv2 = require_cv2()
     canvas = np.full((height, width, 3), _PAPER, np.uint8)
     a, b = report.images, report.compare_to
-    name_a = f"images (flicker {a.flicker_index:.2f})"
-    luma = [(name_a, a.luma.numpy(), IMAGES_COLOUR)]
-    warp = [(f"images ({a.warping_error:.2f})", a.warp.numpy(), IMAGES_COLOUR)]
+    luma = [(f"{names[0]} (flicker {a.flicker_index:.2f})", a.luma.numpy(), IMAGES_COLOUR)]
+    warp = [(f"{names[0]} ({a.warping_error:.2f})", a.warp.numpy(), IMAGES_COLOUR)]
     if b is not None:
-        luma.insert(0, (f"compare_to (flicker {b.flicker_index:.2f})", b.luma.numpy(),
+        luma.insert(0, (f"{names[1]} (flicker {b.flicker_index:.2f})", b.luma.numpy(),
                         COMPARE_COLOUR))
-        warp.insert(0, (f"compare_to ({b.warping_error:.2f})", b.warp.numpy(), COMPARE_COLOUR))
+        warp.insert(0, (f"{names[1]} ({b.warping_error:.2f})", b.warp.numpy(), COMPARE_COLOUR))
     middle = height // 2
     _panel(cv2, canvas, (0, 0, width, middle), "mean luma per frame (0-255)", luma)
     _panel(cv2, canvas, (0, middle, width, height), "warping error per frame (0-255)", warp,

@@ -131,3 +131,23 @@ def test_requeued_example_workflow_is_served_from_the_cache(comfy, definitions, 
 
     assert again.executed_nodes == []
     assert set(prompt) <= set(again.cached_nodes)
+
+
+@pytest.mark.slow
+def test_run_workflow_script_drives_a_headless_server(tmp_path, make_clip):
+    """scripts/run_workflow.py (the demo's driver): main.py server, /object_info conversion,
+    LoadVideo pointed at --input, outputs copied out."""
+    import run_workflow
+
+    frames = make_clip(tmp_path, "small.mp4", frames=10, width=48, height=32, fps=8)
+    out = tmp_path / "out"
+
+    status = run_workflow.main([str(ROOT / "example_workflows" / "deflicker_video.json"),
+                                "--input", str(tmp_path / "small.mp4"), "--out-dir", str(out),
+                                "--timeout", "300"])
+
+    assert status == 0
+    (video,) = out.glob("*.mp4")
+    saved, fps = read_video(video)
+    assert saved.shape == frames.shape and fps == 8
+    assert flicker_index(saved) < 0.5 * flicker_index(frames)

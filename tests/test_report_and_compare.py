@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,22 @@ def test_side_by_side_keeps_the_frames_and_resizes_after_to_before():
 def test_comparison_refuses_different_frame_counts():
     with pytest.raises(DeflickerInputError, match="same clip"):
         compare_frames(torch.rand(2, 8, 8, 3), torch.rand(3, 8, 8, 3))
+
+
+def test_cli_compare_writes_the_comparison_and_plot_and_prints_both_scores(tmp_path, capsys,
+                                                                          clips):
+    from deflicker_impl.cli import main
+    from deflicker_impl.video_io import write_clip
+
+    clean, flickering = clips
+    write_clip(tmp_path / "before", flickering, 10)
+    write_clip(tmp_path / "after", clean, 10)
+
+    status = main(["compare", str(tmp_path / "before"), str(tmp_path / "after"),
+                   str(tmp_path / "sbs"), "--plot", str(tmp_path / "plot.png")])
+
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["flicker_index"]["after"] < 0.1 * report["flicker_index"]["before"]
+    assert len(list((tmp_path / "sbs").glob("*.png"))) == 12
+    assert (tmp_path / "plot.png").is_file()
