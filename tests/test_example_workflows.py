@@ -105,6 +105,9 @@ def test_example_workflow_runs_and_deflickers_the_demo_clip(comfy, definitions, 
     for node_id, node in prompt.items():
         if node["class_type"] == "DeflickerMetrics":
             check_metrics_outputs(result, prompt, node_id)
+        if node["class_type"] in ("PreviewImage", "DeflickerCompare"):  # e.g. the atlas texture
+            shown = result.image_files(node_id)
+            assert shown and all(f.is_file() for f in shown), (node_id, node["class_type"])
 
 
 def check_metrics_outputs(result, prompt, metrics_id):
@@ -151,3 +154,14 @@ def test_run_workflow_script_drives_a_headless_server(tmp_path, make_clip):
     saved, fps = read_video(video)
     assert saved.shape == frames.shape and fps == 8
     assert flicker_index(saved) < 0.5 * flicker_index(frames)
+
+
+def test_template_browser_lists_and_serves_the_workflows(comfy_server):
+    from comfy_host import PACK_DIR_NAME
+
+    listed = comfy_server._get_json("/workflow_templates")
+
+    assert sorted(listed.get(PACK_DIR_NAME, [])) == sorted(p.stem for p in WORKFLOWS)
+    served = comfy_server._get_json(f"/api/workflow_templates/{PACK_DIR_NAME}/"
+                                    "deflicker_video.json")
+    assert served == json.loads((ROOT / "example_workflows" / "deflicker_video.json").read_text())

@@ -89,8 +89,8 @@ def long_prompt(node: str, frames: int, size: int) -> tuple[dict, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("node, frames, size", [
-    ("NeuralFilter", 24, 704),
-    ("LocalFlickerRefine", 32, 736),
+    ("NeuralFilter", 48, 704),
+    ("LocalFlickerRefine", 64, 736),
     ("DeflickerMetrics", 48, 640),
 ])
 def test_long_nodes_move_the_progress_bar_and_stop_on_cancel(comfy, node, frames, size):
