@@ -1,4 +1,5 @@
-"""README figures of the demo run: the metrics plot and two neighbouring frames before/after.
+"""README figures of the demo run (the metrics plot, two neighbouring frames before/after) and
+the template browser's thumbnails of the example workflows (example_workflows/<name>.jpg).
 
     bash scripts/demo.sh                                  # writes out/demo/demo_deflickered.mp4
     .venv/bin/python scripts/make_compare_figures.py
@@ -33,6 +34,22 @@ def main() -> None:
     gap = torch.ones(6, pairs.shape[2], 3)
     sheet = torch.cat([pairs[0], gap, pairs[1]], dim=0)[None]
     print("wrote", write_clip(figures / "demo_compare.jpg", sheet))
+    write_thumbnails(pairs[0], plot[0])
+
+
+def write_thumbnails(pair, plot) -> None:
+    """Small JPEGs that ComfyUI's template browser shows next to each example workflow."""
+    import torch.nn.functional as F
+
+    def small(image, width=400):
+        h = round(image.shape[0] * width / image.shape[1])
+        chw = image.permute(2, 0, 1)[None]
+        return F.interpolate(chw, size=(h, width), mode="area")[0].permute(1, 2, 0)[None]
+
+    folder = ROOT / "example_workflows"
+    for name, image in (("deflicker_video", pair), ("deflicker_after_generation", pair),
+                        ("deflicker_compare_metrics", plot)):
+        print("wrote", write_clip(folder / f"{name}.jpg", small(image)))
 
 
 if __name__ == "__main__":
