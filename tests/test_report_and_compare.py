@@ -128,3 +128,10 @@ def test_cli_compare_writes_the_comparison_and_plot_and_prints_both_scores(tmp_p
     assert report["flicker_index"]["after"] < 0.1 * report["flicker_index"]["before"]
     assert len(list((tmp_path / "sbs").glob("*.png"))) == 12
     assert (tmp_path / "plot.png").is_file()
+
+
+def test_a_single_frame_scores_zero_and_still_plots():
+    report = measure(torch.rand(1, 16, 20, 3), torch.rand(1, 16, 20, 3))
+
+    assert report.images.flicker_index == 0.0 and report.images.warping_error == 0.0
+    assert metrics_plot(report).shape == (1, 432, 768, 3)
