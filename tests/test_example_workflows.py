@@ -4,6 +4,13 @@ Each file is converted to API format with the live node definitions (scripts/com
 which also proves that its widget values line up with the installed nodes), run on the bundled
 demo clip (48 frames, 384x216, 25 fps), and its saved videos are checked: frame count, size,
 frame rate, and that the flicker went down.
+
+Adding a workflow = dropping its UI-format .json into example_workflows/. A workflow that needs
+something CI must prepare first (a model file, say) gets an optional sidecar
+example_workflows/ci/<name>.json (ComfyUI's template browser does not look into subfolders):
+    {"fixtures": ["sam_checkpoint"],          # pytest fixtures to request before the run
+     "overrides": {"12": {"model_name": "tiny.pth"}},   # API inputs to set, by node id
+     "skip": "why it cannot run in CI"}        # every key optional
 """
 
 from __future__ import annotations
@@ -77,12 +84,26 @@ def test_seed_of_the_atlas_has_no_randomize_widget(definitions):
     assert [name for name, _ in widget_slots(definitions["FitNeuralAtlas"])][-1] == "seed"
 
 
+def ci_prompt(path: Path, definitions: dict, request) -> dict:
+    """The API prompt CI runs for a workflow file, prepared as its optional sidecar says."""
+    sidecar = path.parent / "ci" / path.name
+    settings = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    if settings.get("skip"):
+        pytest.skip(settings["skip"])
+    for fixture in settings.get("fixtures", []):
+        request.getfixturevalue(fixture)
+    prompt = ui_to_api(json.loads(path.read_text()), definitions)
+    for node_id, inputs in settings.get("overrides", {}).items():
+        prompt[node_id]["inputs"].update(inputs)
+    return prompt
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_example_workflow_runs_and_deflickers_the_demo_clip(comfy, definitions, demo_in_comfy,
-                                                            path):
+                                                            path, request):
     frames, fps = demo_in_comfy
-    prompt = ui_to_api(json.loads(path.read_text()), definitions)
+    prompt = ci_prompt(path, definitions, request)
     assert {n["class_type"] for n in prompt.values()} & set(OUR_NODES)
 
     result = comfy.run(prompt)
