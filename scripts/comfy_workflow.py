@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+MUTED, BYPASSED = 2, 4  # node modes in UI format (0 = always)
 FRONTEND_ONLY = ("Note", "MarkdownNote", "Reroute", "PrimitiveNode")
 _UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "upload")
 
@@ -52,16 +53,33 @@ def widget_slots(definition: dict) -> list[tuple[str | None, dict]]:
     return slots
 
 
+def _link_source(link_id, links: dict, nodes: dict) -> list | None:
+    """[origin id, slot] feeding a link, looking through bypassed nodes (the editor passes a
+    bypassed node's input of the output's type straight through); None when nothing does."""
+    _, origin, slot, _, _, kind = links[link_id]
+    node = nodes[origin]
+    if node.get("mode", 0) == MUTED:
+        return None
+    if node.get("mode", 0) != BYPASSED:
+        return [str(origin), slot]
+    inputs = node.get("inputs", [])
+    same_type = [i for i, s in enumerate(inputs) if s.get("type") == kind and s.get("link")]
+    if not same_type:
+        return None
+    chosen = slot if slot in same_type else same_type[0]
+    return _link_source(inputs[chosen]["link"], links, nodes)
+
+
 def ui_to_api(workflow: dict, definitions: dict[str, dict]) -> dict:
-    """API prompt of a UI-format workflow (muted/bypassed nodes and subgraphs unsupported)."""
+    """API prompt of a UI-format workflow (muted nodes dropped, bypassed ones passed through;
+    subgraphs unsupported)."""
     links = {link[0]: link for link in workflow.get("links", [])}
+    by_id = {node["id"]: node for node in workflow["nodes"]}
     prompt = {}
     for node in workflow["nodes"]:
         kind = node["type"]
-        if kind in FRONTEND_ONLY:
+        if kind in FRONTEND_ONLY or node.get("mode", 0) in (MUTED, BYPASSED):
             continue
-        if node.get("mode", 0) != 0:
-            raise WorkflowError(f"node {node['id']} ({kind}) is muted or bypassed")
         if kind not in definitions:
             raise WorkflowError(f"node {node['id']}: {kind} is not installed in this ComfyUI")
         inputs = {}
@@ -78,8 +96,11 @@ def ui_to_api(workflow: dict, definitions: dict[str, dict]) -> dict:
             link_id = slot.get("link")
             if link_id is None:
                 continue
-            _, origin, origin_slot, _, _, _ = links[link_id]
-            inputs[slot["name"]] = [str(origin), origin_slot]
+            source = _link_source(link_id, links, by_id)
+            if source is None:
+                inputs.pop(slot["name"], None)
+            else:
+                inputs[slot["name"]] = source
         prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs}
     return prompt
 

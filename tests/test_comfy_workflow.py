@@ -67,3 +67,24 @@ def test_unknown_nodes_are_named():
     g.add("Custom", (0, 0))
     with pytest.raises(WorkflowError, match="Custom is not installed"):
         ui_to_api(g.to_json(), DEFS)
+
+
+def test_bypassed_nodes_pass_their_input_through_and_muted_ones_drop_out():
+    g = UiGraph(DEFS)
+    loader = g.add("Loader", (0, 0))
+    split = g.add("Split", (1, 0))
+    first = g.add("Fit", (2, 0))
+    second = g.add("Fit", (3, 0))
+    g.connect(loader, 0, split, "video")
+    g.connect(split, 0, first, "images")
+    g.connect(first, 0, second, "images")
+    workflow = g.to_json()
+    workflow["nodes"][first - 1]["mode"] = 4  # bypass (Ctrl+B)
+
+    prompt = ui_to_api(workflow, DEFS)
+
+    assert str(first) not in prompt
+    assert prompt[str(second)]["inputs"]["images"] == [str(split), 0]
+
+    workflow["nodes"][first - 1]["mode"] = 2  # mute
+    assert "images" not in ui_to_api(workflow, DEFS)[str(second)]["inputs"]
