@@ -107,6 +107,39 @@ def warping_error_per_frame(clip: torch.Tensor, reference: WarpReference,
     return torch.cat(per_frame)
 
 
+def warping_errors_streamed(
+    clips: list[torch.Tensor], reference: torch.Tensor, preset: str = "medium",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[torch.Tensor]:
+    """[T-1] per-frame warping error of each clip, with the flow of `reference` [T,H,W,3].
+
+    The same numbers as `warping_error_per_frame` with `compute_warp_reference(reference)`, but
+    each frame's flows are computed, used for every clip and dropped: memory does not grow with
+    the clip's length (a stored reference of 200 frames at 1080p would take about 7 GB).
+    """
+    t_total = reference.shape[0]
+    if t_total < 2:
+        raise ValueError("Warping error needs at least 2 frames.")
+    for clip in clips:
+        if clip.shape[0] != t_total:
+            raise ValueError(f"Clip has {clip.shape[0]} frames but the reference has {t_total}.")
+    per_clip = [[] for _ in clips]
+    for t in range(1, t_total):
+        if on_progress is not None:
+            on_progress(t - 1, t_total - 1)
+        fp, mp = flow_with_occlusion(reference[t], reference[t - 1], preset)
+        ff, mf = (fp, mp) if t == 1 else flow_with_occlusion(reference[t], reference[0], preset)
+        for errors, clip in zip(per_clip, clips, strict=True):
+            cur = to_nchw(clip[t:t + 1].float())
+            short = _masked_l1(cur, warp_with_flow(to_nchw(clip[t - 1:t].float()), fp[None]),
+                               mp[None])
+            long = _masked_l1(cur, warp_with_flow(to_nchw(clip[:1].float()), ff[None]), mf[None])
+            errors.append(short + long)
+    if on_progress is not None:
+        on_progress(t_total - 1, t_total - 1)
+    return [torch.cat(errors) for errors in per_clip]
+
+
 def mean_luma_per_frame(clip: torch.Tensor) -> torch.Tensor:
     """[T] mean luma of every frame of clip [T,H,W,3], in 8-bit levels (0..255)."""
     return luma(clip.float()).flatten(1).mean(dim=1) * 255.0

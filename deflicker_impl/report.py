@@ -14,12 +14,7 @@ import torch.nn.functional as F
 
 from .clip import prepare_clip, to_nchw, to_nhwc
 from .errors import DeflickerInputError
-from .metrics import (
-    compute_warp_reference,
-    flicker_index,
-    mean_luma_per_frame,
-    warping_error_per_frame,
-)
+from .metrics import flicker_index, mean_luma_per_frame, warping_errors_streamed
 from .progress import ProgressFn, StageProgress
 
 FLOW_SOURCES = ("compare_to", "images")
@@ -79,9 +74,9 @@ def _resize_long_side(clip: torch.Tensor, long_side: int) -> torch.Tensor:
     return to_nhwc(F.interpolate(to_nchw(clip), size=size, mode="area"))
 
 
-def _scores(clip: torch.Tensor, reference) -> ClipScores:
-    warp = (warping_error_per_frame(clip, reference) * 255.0 if reference is not None
-            else torch.zeros(0))
+def _scores(clip: torch.Tensor, warp: torch.Tensor) -> ClipScores:
+    """warp: per-frame warping error in 0..1 units ([T-1], empty for a single frame)."""
+    warp = warp * 255.0
     return ClipScores(flicker_index(clip), float(warp.mean()) if len(warp) else 0.0,
                       mean_luma_per_frame(clip), warp)
 
@@ -111,11 +106,12 @@ def measure(images: torch.Tensor, compare_to: torch.Tensor | None = None,
     images = _resize_long_side(images, long_side)
     if compare_to is not None:
         compare_to = _resize_long_side(compare_to, long_side)
-    stages = StageProgress({"flow": 1.0}, on_progress)
-    reference = None
+    clips = [images] if compare_to is None else [images, compare_to]
+    warps = [torch.zeros(0)] * len(clips)
     if images.shape[0] >= 2:
         source = compare_to if flow_from == "compare_to" else images
-        reference = compute_warp_reference(source, on_progress=stages.stage("flow"))
-    other = _scores(compare_to, reference) if compare_to is not None else None
-    return MetricsReport(_scores(images, reference), other, flow_from,
-                         tuple(images.shape[1:3]))
+        warps = warping_errors_streamed(clips, source,
+                                        on_progress=StageProgress({"flow": 1.0}, on_progress)
+                                        .stage("flow"))
+    other = _scores(compare_to, warps[1]) if compare_to is not None else None
+    return MetricsReport(_scores(images, warps[0]), other, flow_from, tuple(images.shape[1:3]))
