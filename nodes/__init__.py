@@ -1,6 +1,7 @@
 """ComfyUI nodes of the pack: thin adapters over deflicker_impl (node ids never change)."""
 
 from .atlas_nodes import FitNeuralAtlas
+from .comfy_glue import provide_demo_clip
 from .filter_nodes import NeuralFilter
 from .metrics_nodes import DeflickerCompare, DeflickerMetrics
 from .refine_nodes import LocalFlickerRefine
@@ -20,3 +21,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DeflickerMetrics": "Flicker Metrics (deflicker)",
     "DeflickerCompare": "Before/After Compare (deflicker)",
 }
+
+provide_demo_clip()  # the example workflows' LoadVideo reads it from ComfyUI's input folder

@@ -81,3 +81,20 @@ def preview_images(images, prefix: str) -> list[dict]:
         Image.fromarray(pixels).save(os.path.join(folder, name), compress_level=1)
         entries.append({"filename": name, "subfolder": "", "type": "temp"})
     return entries
+
+
+DEMO_CLIP = PACK_ROOT / "example_workflows" / "demo_flicker.mp4"
+
+
+def provide_demo_clip() -> None:
+    """Copy the demo clip into ComfyUI's input folder (once), so that the example workflows,
+    whose LoadVideo reads it, run as soon as they are opened. Never overwrites; never fails."""
+    import shutil
+
+    try:
+        target = Path(folder_paths.get_input_directory()) / DEMO_CLIP.name
+        if DEMO_CLIP.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(DEMO_CLIP, target)
+    except OSError:  # a read-only input folder only costs the convenience
+        pass

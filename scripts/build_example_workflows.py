@@ -27,7 +27,7 @@ OUT = ROOT / "example_workflows"
 
 DEFLICKER_NOTE = """Deflicker a video
 
-1. LoadVideo: pick your clip (the demo clip demo_flicker.mp4 ships in the pack's example_workflows folder: copy it to ComfyUI/input).
+1. LoadVideo: pick your clip (the pack puts its demo clip demo_flicker.mp4 into ComfyUI/input when ComfyUI starts).
 2. FitNeuralAtlas fits one shared image to the whole clip: steady colour, blurry structure (preview below). 'fast' takes seconds per clip on a GPU, about 0.25 s per frame on a CPU.
 3. NeuralFilter takes the structure from each original frame and the colour from the atlas.
 4. LocalFlickerRefine (experimental) steadies what local flicker is left. If your result looks worse with it, bypass it (select it, Ctrl+B).

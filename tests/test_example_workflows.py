@@ -55,7 +55,8 @@ def definitions(comfy):
 
 @pytest.fixture(scope="module")
 def demo_in_comfy(comfy):
-    shutil.copy(DEMO, comfy.input_dir / DEMO.name)
+    if not (comfy.input_dir / DEMO.name).is_file():  # the pack copies it; the test above checks
+        shutil.copy(DEMO, comfy.input_dir / DEMO.name)
     return read_video(DEMO)
 
 
@@ -68,6 +69,13 @@ def saved_videos(result, prompt) -> dict[str, Path]:
             assert len(files) == 1 and files[0].is_file(), result.outputs.get(node_id)
             out[node_id] = files[0]
     return out
+
+
+def test_pack_puts_the_demo_clip_into_comfys_input_folder(comfy):
+    """The examples' LoadVideo reads demo_flicker.mp4: they must run as soon as they are opened."""
+    comfy.require_pack()
+    provided = comfy.input_dir / DEMO.name
+    assert provided.is_file() and provided.read_bytes() == DEMO.read_bytes()
 
 
 def test_there_are_example_workflows_with_a_note_each():
