@@ -8,6 +8,10 @@ local refinement. This package never imports ComfyUI; `nodes/` adapts it.
 from .atlas import AtlasConfig, NeuralAtlas, fit_atlas, render_atlas_frames
 from .clip import prepare_clip
 from .errors import DeflickerCancelled, DeflickerInputError, WeightsError
+from .opencv import require_cv2
+
+# Fail at import (ComfyUI shows it as the pack's import error) with the fix, not at the first flow.
+require_cv2()
 
 __version__ = "0.1.0"
 

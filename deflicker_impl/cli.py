@@ -1,4 +1,4 @@
-"""Command line: `python -m deflicker_impl {deflicker,metrics,flicker} ...`."""
+"""Command line: `python -m deflicker_impl {deflicker,metrics,compare,flicker} ...`."""
 
 from __future__ import annotations
 
@@ -113,6 +113,27 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_frames
+    from .plots import metrics_plot
+    from .report import measure
+    from .video_io import read_clip, write_clip
+
+    before, after = read_clip(args.before), read_clip(args.after)
+    report = measure(after.frames, before.frames, flow_from="compare_to")
+    sheet = compare_frames(before.frames, after.frames, layout=args.layout)
+    written = _write_output(Path(args.output), sheet, before.fps)
+    print(f"wrote {written}", file=sys.stderr)
+    if args.plot:
+        plot = metrics_plot(report, names=("after", "before"))
+        print(f"wrote {write_clip(Path(args.plot), plot, before.fps)}", file=sys.stderr)
+    a, b = report.images, report.compare_to
+    print(json.dumps({"flicker_index": {"before": b.flicker_index, "after": a.flicker_index},
+                      "warping_error": {"before": b.warping_error, "after": a.warping_error},
+                      "units": "8-bit levels, flow from BEFORE; lower is steadier"}, indent=2))
+    return 0
+
+
 def _cmd_flicker(args: argparse.Namespace) -> int:
     from .synthetic import add_synthetic_flicker
     from .video_io import read_clip
@@ -176,6 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip of the same shape whose motion defines the warping error (e.g. the "
                         "input of a deflicker run, to compare input and output on equal terms)")
     m.set_defaults(func=_cmd_metrics)
+
+    c = sub.add_parser("compare", help="before/after comparison video, metrics and plot",
+                       description="Write BEFORE and AFTER (same frame count) side by side into "
+                                   "OUTPUT and print both clips' flicker index and warping error "
+                                   "(flow from BEFORE).")
+    c.add_argument("before")
+    c.add_argument("after")
+    c.add_argument("output", help="comparison video file or folder of frames")
+    c.add_argument("--layout", choices=("side_by_side", "split", "stacked"),
+                   default="side_by_side")
+    c.add_argument("--plot", default=None,
+                   help="also write the per-frame metrics plot as an image (e.g. plot.png)")
+    c.set_defaults(func=_cmd_compare)
 
     f = sub.add_parser("flicker", help="add synthetic flicker to a clean clip (for testing)",
                        description="Write INPUT with seeded synthetic flicker to OUTPUT.")

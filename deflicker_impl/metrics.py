@@ -9,6 +9,7 @@ so a method cannot lower its error by changing the motion it is measured with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -42,12 +43,17 @@ class WarpReference:
         return int(self.flow_prev.shape[0]) + 1
 
 
-def compute_warp_reference(reference: torch.Tensor, preset: str = "medium") -> WarpReference:
+def compute_warp_reference(
+    reference: torch.Tensor, preset: str = "medium",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> WarpReference:
     """Flows of the reference clip [T,H,W,3] (T >= 2) for `warping_error`."""
     if reference.shape[0] < 2:
         raise ValueError("Warping error needs at least 2 frames.")
     flows_p, masks_p, flows_f, masks_f = [], [], [], []
     for t in range(1, reference.shape[0]):
+        if on_progress is not None:
+            on_progress(t - 1, reference.shape[0] - 1)
         fp, mp = flow_with_occlusion(reference[t], reference[t - 1], preset)
         flows_p.append(fp)
         masks_p.append(mp)
@@ -57,6 +63,8 @@ def compute_warp_reference(reference: torch.Tensor, preset: str = "medium") -> W
             ff, mf = flow_with_occlusion(reference[t], reference[0], preset)
         flows_f.append(ff)
         masks_f.append(mf)
+    if on_progress is not None:
+        on_progress(reference.shape[0] - 1, reference.shape[0] - 1)
     return WarpReference(
         torch.stack(flows_p), torch.stack(masks_p), torch.stack(flows_f), torch.stack(masks_f)
     )
@@ -73,11 +81,17 @@ def warping_error(clip: torch.Tensor, reference: WarpReference, chunk: int = 16)
 
     Returned in 0..1 intensity units (multiply by 255 for 8-bit levels).
     """
+    return float(warping_error_per_frame(clip, reference, chunk).mean())
+
+
+def warping_error_per_frame(clip: torch.Tensor, reference: WarpReference,
+                            chunk: int = 16) -> torch.Tensor:
+    """[T-1] short + long term warping error of frames 1..T-1 (their mean is `warping_error`)."""
     if clip.shape[0] != reference.num_frames:
         raise ValueError(
             f"Clip has {clip.shape[0]} frames but the reference has {reference.num_frames}."
         )
-    total = torch.zeros(())
+    per_frame = []
     first = to_nchw(clip[:1].float())
     for start in range(1, clip.shape[0], chunk):
         stop = min(start + chunk, clip.shape[0])
@@ -89,8 +103,46 @@ def warping_error(clip: torch.Tensor, reference: WarpReference, chunk: int = 16)
         long = _masked_l1(cur, warp_with_flow(first.expand(len(cur), -1, -1, -1),
                                               reference.flow_first[idx]),
                           reference.mask_first[idx])
-        total = total + (short + long).sum()
-    return float(total / (clip.shape[0] - 1))
+        per_frame.append(short + long)
+    return torch.cat(per_frame)
+
+
+def warping_errors_streamed(
+    clips: list[torch.Tensor], reference: torch.Tensor, preset: str = "medium",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[torch.Tensor]:
+    """[T-1] per-frame warping error of each clip, with the flow of `reference` [T,H,W,3].
+
+    The same numbers as `warping_error_per_frame` with `compute_warp_reference(reference)`, but
+    each frame's flows are computed, used for every clip and dropped: memory does not grow with
+    the clip's length (a stored reference of 200 frames at 1080p would take about 7 GB).
+    """
+    t_total = reference.shape[0]
+    if t_total < 2:
+        raise ValueError("Warping error needs at least 2 frames.")
+    for clip in clips:
+        if clip.shape[0] != t_total:
+            raise ValueError(f"Clip has {clip.shape[0]} frames but the reference has {t_total}.")
+    per_clip = [[] for _ in clips]
+    for t in range(1, t_total):
+        if on_progress is not None:
+            on_progress(t - 1, t_total - 1)
+        fp, mp = flow_with_occlusion(reference[t], reference[t - 1], preset)
+        ff, mf = (fp, mp) if t == 1 else flow_with_occlusion(reference[t], reference[0], preset)
+        for errors, clip in zip(per_clip, clips, strict=True):
+            cur = to_nchw(clip[t:t + 1].float())
+            short = _masked_l1(cur, warp_with_flow(to_nchw(clip[t - 1:t].float()), fp[None]),
+                               mp[None])
+            long = _masked_l1(cur, warp_with_flow(to_nchw(clip[:1].float()), ff[None]), mf[None])
+            errors.append(short + long)
+    if on_progress is not None:
+        on_progress(t_total - 1, t_total - 1)
+    return [torch.cat(errors) for errors in per_clip]
+
+
+def mean_luma_per_frame(clip: torch.Tensor) -> torch.Tensor:
+    """[T] mean luma of every frame of clip [T,H,W,3], in 8-bit levels (0..255)."""
+    return luma(clip.float()).flatten(1).mean(dim=1) * 255.0
 
 
 def flicker_index(clip: torch.Tensor) -> float:
@@ -99,7 +151,7 @@ def flicker_index(clip: torch.Tensor) -> float:
     The 5-frame temporal median is the local "steady" brightness; scene motion changes mean luma
     slowly, flicker changes it from frame to frame.
     """
-    y = luma(clip.float()).flatten(1).mean(dim=1) * 255.0
+    y = mean_luma_per_frame(clip)
     t = y.shape[0]
     if t < 3:
         return 0.0

@@ -54,6 +54,8 @@ class FitNeuralAtlas:
                 }),
                 "seed": ("INT", {
                     "default": 0, "min": 0, "max": 0xFFFFFFFF,
+                    # No "randomize after queue" widget: a changing seed would refit every run.
+                    "control_after_generate": False,
                     "tooltip": "Random seed of the fit; the same seed gives the same result.",
                 }),
             },

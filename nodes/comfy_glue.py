@@ -63,3 +63,38 @@ def resolve_weights(choice: str, default_name: str) -> Path:
     if path is not None:
         return Path(path)
     return SHIPPED_WEIGHTS_DIR / (choice if choice else default_name)
+
+
+def preview_images(images, prefix: str) -> list[dict]:
+    """Save images [B,H,W,3] as PNGs in ComfyUI's temp folder; return {"ui": {"images": ...}}
+    entries, which the browser shows on the node (as PreviewImage does)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = folder_paths.get_temp_directory()
+    os.makedirs(folder, exist_ok=True)
+    stem = f"deflicker_{prefix}_{os.urandom(5).hex()}"
+    entries = []
+    for i, image in enumerate(images):
+        name = f"{stem}_{i:05d}.png"
+        pixels = (image.detach().cpu().float().clamp(0, 1).numpy() * 255.0 + 0.5).astype(np.uint8)
+        Image.fromarray(pixels).save(os.path.join(folder, name), compress_level=1)
+        entries.append({"filename": name, "subfolder": "", "type": "temp"})
+    return entries
+
+
+DEMO_CLIP = PACK_ROOT / "example_workflows" / "demo_flicker.mp4"
+
+
+def provide_demo_clip() -> None:
+    """Copy the demo clip into ComfyUI's input folder (once), so that the example workflows,
+    whose LoadVideo reads it, run as soon as they are opened. Never overwrites; never fails."""
+    import shutil
+
+    try:
+        target = Path(folder_paths.get_input_directory()) / DEMO_CLIP.name
+        if DEMO_CLIP.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(DEMO_CLIP, target)
+    except OSError:  # a read-only input folder only costs the convenience
+        pass

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 STAMP=.venv/.deflicker-env
 # The stamp records what the environment was built from; a changed requirement rebuilds it.
-WANT=$(cat scripts/setup_env.sh requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+WANT=$(cat scripts/setup_env.sh install.py requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
 fi
@@ -24,4 +24,7 @@ PYEOF
 grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$C/requirements.txt" > .venv/comfy-reqs.txt
 $PIP install torch==2.14.1 torchvision==0.29.1 requests -r .venv/comfy-reqs.txt \
   -r requirements.txt -r requirements-dev.txt
+# OpenCV the way ComfyUI-Manager gets it for users: install.py adds opencv-python-headless only
+# when no OpenCV distribution is there (requirements.txt names none, see install.py).
+.venv/bin/python install.py
 echo "$WANT" > "$STAMP"

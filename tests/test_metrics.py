@@ -68,3 +68,16 @@ def test_synthetic_flicker_is_mean_preserving():
     # Mean gain 1, mean offset 0, mean local field 1: the clip's average stays put (the product
     # of independent gain and field keeps a small second-order bias).
     assert (flickered.mean(0) - 0.5).abs().max() < 0.03
+
+
+def test_streamed_warping_errors_equal_the_stored_reference_ones():
+    from deflicker_impl.metrics import warping_error_per_frame, warping_errors_streamed
+
+    clean = panning_clip(frames=7, h=40, w=56, speed=1.5)
+    flickering = global_gain_flicker(clean, 0.3)
+    reference = compute_warp_reference(flickering)
+
+    streamed = warping_errors_streamed([clean, flickering], flickering)
+
+    for clip, errors in zip((clean, flickering), streamed, strict=True):
+        assert torch.allclose(errors, warping_error_per_frame(clip, reference), atol=1e-6)
