@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .device import resolve_device
 from .errors import DeflickerInputError, WeightsError
-from .flow import compute_flow
+from .flow import flow_with_occlusion
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
 from .weights import default_weights_path, load_network
@@ -113,9 +113,9 @@ def _tiles(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int, int,
             for y0 in _tile_starts(h, tile, overlap) for x0 in _tile_starts(w, tile, overlap)]
 
 
-def _frame_flow(net, current, previous, cfg: RefineConfig) -> torch.Tensor | None:
-    """DIS flow [1,H,W,2] from the current to the previous filtered frame ([1,3,H,W] each), or
-    None when the net does not use motion."""
+def _frame_flow(net, current, previous, cfg: RefineConfig):
+    """(DIS flow [1,H,W,2] from the current to the previous filtered frame ([1,3,H,W] each),
+    its forward-backward validity [1,H,W]), or None when the net does not use motion."""
     if net.config.motion != "flow":
         return None
     h, w = current.shape[-2:]
@@ -125,20 +125,27 @@ def _frame_flow(net, current, previous, cfg: RefineConfig) -> torch.Tensor | Non
     if size != (h, w):
         pair = F.interpolate(pair, size=size, mode="area")
     pair = pair.permute(0, 2, 3, 1).cpu()
-    flow = compute_flow(pair[0], pair[1], preset=cfg.flow_preset)  # [h',w',2]
+    # Normalised luma: flicker the refinement is there to remove must not read as motion.
+    flow, valid = flow_with_occlusion(pair[0], pair[1], preset=cfg.flow_preset, normalise=True)
+    # The check also refuses points that land a fraction of a pixel outside the frame; the
+    # border-replicating warp is right there, and refusing them would gate off every border.
+    valid = torch.maximum(valid, (flow.norm(dim=-1) < 1.0).float())
     if size != (h, w):
         flow = F.interpolate(flow.permute(2, 0, 1)[None], size=(h, w), mode="bilinear",
                              align_corners=False)[0].permute(1, 2, 0)
         flow = flow * torch.tensor([w / size[1], h / size[0]])
-    return flow[None].to(current.device, current.dtype)
+        valid = F.interpolate(valid[None, None], size=(h, w), mode="nearest")[0, 0]
+    return (flow[None].to(current.device, current.dtype),
+            valid[None].to(current.device, current.dtype))
 
 
 def _refine_tiled(net, current, prev_filtered, prev_output, flow, states, tiles, overlap,
                   on_tile):
     """One step of the net over [1,3,H,W] inputs, tile by tile; updates `states` in place."""
+    flow, valid = flow if flow is not None else (None, None)
     if len(tiles) == 1:
         out, states[(0, 0)] = net(current, prev_filtered, prev_output, states.get((0, 0)),
-                                  flow=flow)
+                                  flow=flow, valid=valid)
         return out
     h, w = current.shape[-2:]
     out = torch.zeros_like(current)
@@ -147,7 +154,8 @@ def _refine_tiled(net, current, prev_filtered, prev_output, flow, states, tiles,
         key = (y0, x0)
         sl = (..., slice(y0, y1), slice(x0, x1))
         piece, states[key] = net(current[sl], prev_filtered[sl], prev_output[sl], states.get(key),
-                                 flow=None if flow is None else flow[:, y0:y1, x0:x1])
+                                 flow=None if flow is None else flow[:, y0:y1, x0:x1],
+                                 valid=None if valid is None else valid[:, y0:y1, x0:x1])
         mask = (_ramp(y1 - y0, overlap, y0 > 0, y1 < h, current)[:, None]
                 * _ramp(x1 - x0, overlap, x0 > 0, x1 < w, current)[None, :])
         out[sl] += piece * mask

@@ -163,11 +163,14 @@ class LocalRefineNet(nn.Module):
         state: State | None = None,
         clamp: bool = True,
         flow: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, State]:
         """One step. `state=None` starts a clip; `clamp=False` returns the raw output (training
         uses it so that out-of-range predictions still get gradients). `flow` [N,H,W,2] maps
         the current frame to the previous one (pixels); with `motion="flow"` it aligns the
-        previous frames and the state (None: no motion assumed)."""
+        previous frames and the state (None: no motion assumed). `valid` [N,H,W] (1 where the
+        flow is trustworthy: forward-backward consistent, not occluded) gates the colour
+        transfer: nothing is taken over from places the previous frame did not see."""
         if not (filtered.shape == prev_filtered.shape == prev_output.shape) or (
             filtered.ndim != 4 or filtered.shape[1] != 3
         ):
@@ -197,7 +200,10 @@ class LocalRefineNet(nn.Module):
         else:
             field = self.to_field(self.field(torch.cat([state[0], quarter], dim=1)))
             if self.config.output == "colour_transfer":
-                field = _leaky_unit(field) * _local_log_ratio(prev_output, filtered, self.stride)
+                ratio = _local_log_ratio(prev_output, filtered, self.stride)
+                if valid is not None:
+                    ratio = ratio * _all_valid(valid, ratio.shape[-2:], self.stride)
+                field = _leaky_unit(field) * ratio
             field = F.interpolate(field, size=x.shape[-2:], mode="bilinear",
                                   align_corners=False)[..., :h, :w]
             out = filtered * torch.exp(field[:, :3])
@@ -222,6 +228,15 @@ def _local_log_ratio(reference: torch.Tensor, image: torch.Tensor, stride: int) 
 
     ratio = (local_mean(reference) + 0.02).log() - (local_mean(image) + 0.02).log()
     return ratio.clamp(-1.0, 1.0)
+
+
+def _all_valid(valid: torch.Tensor, size: tuple[int, int], stride: int) -> torch.Tensor:
+    """[N,H,W] validity -> [N,1,h,w] at the net's 1/stride grid: 1 only where the whole
+    neighbourhood is valid (a min-pool), so a region next to an occlusion takes nothing."""
+    v = pad_to_multiple(valid[:, None].float(), stride)
+    v = -F.max_pool2d(-v, stride)
+    v = -F.max_pool2d(-F.pad(v, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return v[..., : size[0], : size[1]]
 
 
 def _warp_state(state: State, flow: torch.Tensor) -> State:

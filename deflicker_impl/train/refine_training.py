@@ -252,16 +252,19 @@ def add_local_flicker(
 
 
 def unroll(net: LocalRefineNet, flickered: torch.Tensor, clamp: bool,
-           flows: torch.Tensor | None = None) -> list[torch.Tensor]:
+           flows: torch.Tensor | None = None,
+           valid: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Run the net over [B,T,3,H,W] -> list of T outputs [B,3,H,W]. `flows` [B,T-1,H,W,2]
-    (frame t -> t-1, index t-1) feed nets that align with motion."""
+    (frame t -> t-1, index t-1) and their validity `valid` [B,T-1,H,W] feed nets that align
+    with motion."""
     first = flickered[:, 0]
     out, state = net(first, first, first, None, clamp=clamp)
     outputs = [out]
     for t in range(1, flickered.shape[1]):
         flow = None if flows is None else flows[:, t - 1]
+        ok = None if valid is None else valid[:, t - 1]
         out, state = net(flickered[:, t], flickered[:, t - 1], outputs[-1], state, clamp=clamp,
-                         flow=flow)
+                         flow=flow, valid=ok)
         outputs.append(out)
     return outputs
 
@@ -297,8 +300,8 @@ def pingpong_loss(net: LocalRefineNet, flickered: torch.Tensor, batch: dict,
     stay faithful for twice the sequence length (no flow needed, so none is used there)."""
     t = flickered.shape[1]
     if not opts.pingpong or t < 2:
-        return refine_loss(unroll(net, flickered, clamp=False, flows=batch["flow_prev"]),
-                           batch, opts)
+        return refine_loss(unroll(net, flickered, clamp=False, flows=batch["flow_prev"],
+                                  valid=batch["mask_prev"]), batch, opts)
     back = flickered[:, :-1].flip(1)
     outputs = unroll(net, torch.cat([flickered, back], dim=1), clamp=False)
     losses = refine_loss(outputs[:t], batch, opts)
@@ -354,11 +357,11 @@ def evaluate(net: LocalRefineNet, val: list[tuple], device: torch.device) -> dic
     for seq, flickered in val:
         seq_d = seq.to(device)
         flickered = flickered.to(device)
-        flows = seq_d.flow_prev[None]
-        outs = unroll(net, flickered, clamp=True, flows=flows)
+        flows, valid = seq_d.flow_prev[None], seq_d.mask_prev[None]
+        outs = unroll(net, flickered, clamp=True, flows=flows, valid=valid)
         frames_in = [flickered[:, t] for t in range(flickered.shape[1])]
         clean = [seq_d.frames[t][None] for t in range(seq_d.frames.shape[0])]
-        identity = unroll(net, seq_d.frames[None], clamp=True, flows=flows)
+        identity = unroll(net, seq_d.frames[None], clamp=True, flows=flows, valid=valid)
         sums["psnr_in"] += sum(_psnr(a, b) for a, b in zip(frames_in, clean)) / len(clean)
         sums["psnr_out"] += sum(_psnr(a, b) for a, b in zip(outs, clean)) / len(clean)
         sums["psnr_identity"] += sum(_psnr(a, b) for a, b in zip(identity, clean)) / len(clean)
