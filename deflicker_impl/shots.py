@@ -9,7 +9,10 @@ gain fields drop out, see `structure_maps`), and neighbouring frames are compare
 correlation. A cut is a difference that stands out from the clip's
 typical frame-to-frame difference around it (fast motion raises both), or one so large that the
 two frames share nothing (a clip made of cuts only). Near-uniform frames (black frames of a
-fade) carry no content and never start a shot.
+fade) carry no content and never start a shot; repeated frames are ignored when judging what
+is typical. Known limit: a pan faster than ~5% of the frame width per frame over smooth
+content decorrelates neighbouring frames like a cut does (lower the sensitivity or turn cuts
+off for such clips); gradual transitions (dissolves) are not cuts and are not reported.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .clip import to_nchw
 
 THUMB = 64  # thumbnail side: enough to tell scenes apart, blind to noise and fine detail
 BLUR = 9  # box blur (thumbnail pixels) whose removal leaves the structure, not the lighting
+DUPLICATE = 0.02  # difference below which two frames are the same picture repeated
 FLAT = 0.01  # band-pass RMS (log units) below which a frame has no content (black, a fade)
 
 
@@ -107,6 +111,10 @@ def detect_scene_cuts(
             continue  # a fade through black: no content to compare
         lo, hi = max(0, i - half), min(t - 1, i + half + 1)
         others = torch.cat((d[lo:i], d[i + 1:hi]))
+        # Repeated frames (frame-rate conversions, AI clips) differ by ~0: they say nothing
+        # about how much the content moves, and would halve the typical difference.
+        moving = others[others > DUPLICATE]
+        others = moving if moving.numel() else others
         typical = float(others.median()) if others.numel() else 0.0
         value = float(d[i])
         if value >= certain or (value >= floor and value >= ratio * typical):

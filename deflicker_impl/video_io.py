@@ -51,7 +51,7 @@ def _stack_uint8(arrays: list[np.ndarray], source: Path) -> torch.Tensor:
     # Filled frame by frame: no stacked uint8 copy and no float temporary of the whole clip.
     out = torch.empty((len(arrays), *arrays[0].shape), dtype=torch.float32)
     for i, a in enumerate(arrays):
-        out[i] = torch.from_numpy(a)
+        out[i] = torch.from_numpy(a if a.flags.writeable else a.copy())
         out[i].div_(255.0)
     return out
 

@@ -91,3 +91,12 @@ def test_sensitivity_is_monotonic(bikes):
 def test_shot_ranges_cover_the_clip():
     assert shot_ranges([0, 1, 5], 7) == [(0, 1), (1, 5), (5, 7)]
     assert shot_ranges([0], 3) == [(0, 3)]
+
+
+def test_repeated_frames_do_not_make_motion_look_like_cuts():
+    # AI clips and frame-rate conversions repeat frames: half the differences are ~0.
+    fast = panning_clip(20, 64, 96, speed=3.0, seed=8).repeat_interleave(2, dim=0)
+    assert detect_scene_cuts(add_synthetic_flicker(fast, window=3, seed=1, **STRONG)) == [0]
+    clip, starts = _montage([12, 12])
+    doubled = clip.repeat_interleave(2, dim=0)
+    assert detect_scene_cuts(doubled) == [2 * s for s in starts]
