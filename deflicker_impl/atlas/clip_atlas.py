@@ -7,6 +7,11 @@ both segments render the same frames: the later segment's colours are matched to
 one's there (per-channel gain, chained along the shot), and the two are cross-faded with linear
 ramps, so neither a colour step nor a structural jump marks the seam. Nothing is shared or
 blended across a cut.
+
+One texture per segment also flattens real, slow brightness changes (a fade to black would come
+out at the segment's average brightness). When a straight line explains a segment's per-frame
+brightness well (a fade or an exposure ramp; random flicker does not line up), the atlas frames
+follow that line.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class AtlasSegment:
     stop: int
     atlas: NeuralAtlas
     gain: torch.Tensor = field(default_factory=lambda: torch.ones(3))
+    trend: torch.Tensor | None = None  # [n] per-frame brightness factor (fades), or None
 
 
 @dataclass
@@ -83,6 +89,8 @@ class ClipAtlas:
                 continue
             part = seg.atlas.render(a - seg.start, b - seg.start, device)
             weight = self.weights(i)[a - seg.start:b - seg.start]
+            if seg.trend is not None:
+                weight = weight * seg.trend[a - seg.start:b - seg.start]
             out[a - start:b - start] += part * (seg.gain * weight[:, None])[:, None, None, :]
         return out.clamp_(0.0, 1.0)
 
@@ -153,6 +161,9 @@ def fit_clip_atlas(
         atlas = fit_atlas(frames[a:b], config, report)
         segments.append(AtlasSegment(a, b, atlas))
         done += b - a
+    brightness = frame_brightness(frames)
+    for seg in segments:
+        seg.trend = _trend_factor(seg, brightness[seg.start:seg.stop])
     _match_overlap_colours(segments)
     stats = {
         "shot_starts": starts, "segments": [(s.start, s.stop) for s in segments],
@@ -172,10 +183,63 @@ def _match_overlap_colours(segments: list[AtlasSegment]) -> None:
             continue  # a cut (or no overlap): every shot keeps its own colours
         a, b = seg.start, prev.stop
         hw = _small_size(seg.atlas.frame_hw)
-        mean_prev = prev.atlas.model.render(a - prev.start, b - prev.start, hw).mean((0, 1, 2))
-        mean_seg = seg.atlas.model.render(0, b - a, hw).mean((0, 1, 2))
+        mean_prev = _small_render(prev, a, b, hw).mean((0, 1, 2))
+        mean_seg = _small_render(seg, a, b, hw).mean((0, 1, 2))
         seg.gain = (prev.gain * mean_prev.clamp_min(1e-3) / mean_seg.clamp_min(1e-3)).clamp(
             0.5, 2.0)
+
+
+def _small_render(seg: AtlasSegment, a: int, b: int, hw: tuple[int, int]) -> torch.Tensor:
+    """Clip frames [a, b) of one segment, rendered small, with its brightness trend."""
+    part = seg.atlas.model.render(a - seg.start, b - seg.start, hw)
+    if seg.trend is not None:
+        part = part * seg.trend[a - seg.start:b - seg.start, None, None, None]
+    return part
+
+
+def frame_brightness(frames: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """Mean luma of every frame of [T,H,W,3] -> [T] (read in chunks, no copy of the clip)."""
+    out = []
+    for start in range(0, frames.shape[0], chunk):
+        part = frames[start:start + chunk]
+        rgb = part.mean(dim=(1, 2), dtype=torch.float64)
+        out.append(rgb[:, 0] * 0.299 + rgb[:, 1] * 0.587 + rgb[:, 2] * 0.114)
+    return torch.cat(out).float()
+
+
+TREND_MIN_R2 = 0.9  # how well the line must explain the brightness (random flicker: far less)
+TREND_MIN_SPAN = 0.2  # and how much it must change over the segment, relative to its mean
+
+
+def brightness_trend(brightness: torch.Tensor) -> torch.Tensor | None:
+    """A straight-line fit to per-frame brightness [n] when it explains it (a fade, a ramp),
+    else None. Flicker that happens to drift is not followed unless it lines up that well."""
+    n = brightness.shape[0]
+    if n < 6:
+        return None
+    x = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
+    y = brightness.double()
+    slope = (x * (y - y.mean())).sum() / x.square().sum()
+    line = y.mean() + slope * x
+    total = (y - y.mean()).square().sum()
+    if total <= 0:
+        return None
+    r2 = 1.0 - float((y - line).square().sum() / total)
+    span = float(line.max() - line.min()) / max(float(y.mean()), 1e-3)
+    if r2 < TREND_MIN_R2 or span < TREND_MIN_SPAN:
+        return None
+    return line.clamp_min(0.0).float()
+
+
+@torch.no_grad()
+def _trend_factor(seg: AtlasSegment, brightness: torch.Tensor) -> torch.Tensor | None:
+    """Per-frame factor [n] that makes the segment's atlas frames follow the input's fade."""
+    line = brightness_trend(brightness)
+    if line is None:
+        return None
+    small = seg.atlas.model.render(0, seg.stop - seg.start, _small_size(seg.atlas.frame_hw))
+    rendered = small[..., 0] * 0.299 + small[..., 1] * 0.587 + small[..., 2] * 0.114
+    return line / rendered.mean(dim=(1, 2)).clamp_min(1e-3)
 
 
 def _small_size(frame_hw: tuple[int, int]) -> tuple[int, int]:
