@@ -137,6 +137,8 @@ def run_input(name, frames, clean, starts, args, log) -> list[dict]:
     }
     rows = []
     for key, fn in methods.items():
+        if args.methods and key not in args.methods:
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
         out = fn(frames)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -166,8 +168,11 @@ def main(argv=None) -> dict:
     p.add_argument("--windows", default="1,3")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--filter-weights", default=None)
+    p.add_argument("--methods", default="", help="comma-separated subset (default: all)")
+    p.add_argument("--name", default="cuts", help="report name: <out>/<name>.json")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args(argv)
+    args.methods = [m for m in args.methods.split(",") if m]
     torch.set_num_threads(args.threads)
     load = os.getloadavg()
     clips = {}
@@ -187,15 +192,21 @@ def main(argv=None) -> dict:
         for w in [int(x) for x in args.windows.split(",") if x]:
             flickered = add_synthetic_flicker(clean, window=w, seed=w)
             rows += run_input(f"{name} W={w}", flickered, clean, starts, args, print)
+            result = _save(args, load, rows, clips)  # after every input: partial runs count
         if name == "ai_montage":
             rows += run_input(f"{name} as is", clean, None, starts, args, print)
+    result = _save(args, load, rows, clips)
+    print(markdown(rows))
+    return result
+
+
+def _save(args, load, rows, clips) -> dict:
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "args": vars(args), "loadavg_start": [round(x, 2) for x in load],
               "loadavg_end": [round(x, 2) for x in os.getloadavg()], "rows": rows,
               "sources": {k: v[2] for k, v in clips.items()}}
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "cuts.json").write_text(json.dumps(result, indent=1))
-    print(markdown(rows))
+    (Path(args.out) / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     return result
 
 
