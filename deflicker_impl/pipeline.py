@@ -19,6 +19,7 @@ import torch
 
 from .atlas import AtlasConfig, ClipAtlas, fit_clip_atlas, render_atlas_frames
 from .clip import prepare_clip
+from .device import resolve_device
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig, apply_local_refine, load_local_refine
 from .neural_filter import FilterConfig, apply_neural_filter
@@ -92,7 +93,8 @@ def run_pipeline(
     t0, c0 = time.perf_counter(), time.process_time()
     atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"))
     dtype = torch.float32 if stages == ("atlas",) else INTERMEDIATE_DTYPES[cfg.intermediate_dtype]
-    atlas_frames = render_atlas_frames(atlas, on_progress=progress.stage("render"), dtype=dtype)
+    atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
+                                       on_progress=progress.stage("render"), dtype=dtype)
     seconds["atlas"], cpu["atlas"] = time.perf_counter() - t0, time.process_time() - c0
     output = atlas_frames
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..deflicker_impl.atlas import PRESETS, AtlasConfig, fit_clip_atlas, render_atlas_frames
+from ..deflicker_impl.device import resolve_device
 from ..deflicker_impl.shots import ShotConfig
 from .comfy_glue import CATEGORY, compute_device, finish, progress_callback
 
@@ -95,5 +96,6 @@ class FitNeuralAtlas:
                            max_segment_frames=max_segment_frames, segment_overlap=overlap)
         progress = progress_callback()
         atlas = fit_clip_atlas(images, config, shots, on_progress=progress)
-        frames = render_atlas_frames(atlas, on_progress=progress)
+        frames = render_atlas_frames(atlas, device=resolve_device(config.device),
+                                     on_progress=progress)
         return (atlas, finish(frames), finish(atlas.texture_preview()))

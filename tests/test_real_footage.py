@@ -109,3 +109,23 @@ def test_bad_segment_settings_are_refused():
         run(torch.rand(4, 8, 8, 3), shots=ShotConfig(max_segment_frames=10, segment_overlap=8))
     with pytest.raises(DeflickerInputError, match="intermediate_dtype"):
         run(torch.rand(4, 8, 8, 3), intermediate_dtype="int4")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_pipeline_matches_the_cpu_one():
+    from deflicker_impl.local_refine import RefineConfig
+    from deflicker_impl.neural_filter import FilterConfig
+
+    clip = torch.cat([panning_clip(6, 64, 80, seed=50, detail=16),
+                      panning_clip(5, 64, 80, seed=51, detail=16)])
+
+    def on(device):
+        return run_pipeline(clip, PipelineConfig(
+            stop_after="refine", atlas=AtlasConfig(iterations=30, device=device),
+            filter=FilterConfig(device=device), refine=RefineConfig(device=device),
+            shots=ShotConfig(max_segment_frames=4, segment_overlap=1)))
+
+    gpu, cpu = on("cuda"), on("cpu")
+    assert gpu.frames.device.type == "cpu" and gpu.frames.shape == clip.shape
+    assert gpu.atlas.shot_starts == cpu.atlas.shot_starts == [0, 6]
+    assert psnr(gpu.frames, cpu.frames) > 30.0  # same method; the fit's float order differs
