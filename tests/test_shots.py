@@ -100,3 +100,10 @@ def test_repeated_frames_do_not_make_motion_look_like_cuts():
     clip, starts = _montage([12, 12])
     doubled = clip.repeat_interleave(2, dim=0)
     assert detect_scene_cuts(doubled) == [2 * s for s in starts]
+
+
+def test_a_small_object_crossing_a_plain_background_is_not_a_cut():
+    from conftest import flicker_frames
+
+    clip = torch.from_numpy(flicker_frames()).float() / 255.0  # disc moves 5% of the width/frame
+    assert detect_scene_cuts(clip) == [0]
