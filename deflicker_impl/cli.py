@@ -13,7 +13,14 @@ from .atlas import PRESETS, AtlasConfig
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig
 from .neural_filter import FilterConfig
-from .pipeline import DEFAULT_STOP_AFTER, STAGES, PipelineConfig, run_pipeline
+from .pipeline import (
+    DEFAULT_STOP_AFTER,
+    INTERMEDIATE_DTYPES,
+    STAGES,
+    PipelineConfig,
+    run_pipeline,
+)
+from .shots import ShotConfig
 
 
 class TerminalProgress:
@@ -77,7 +84,11 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         stop_after=args.stop_after, atlas=atlas,
         filter=FilterConfig(weights_path=args.filter_weights, device=args.device),
-        refine=RefineConfig(weights_path=args.refine_weights, device=args.device))
+        refine=RefineConfig(weights_path=args.refine_weights, device=args.device),
+        shots=ShotConfig(scene_cuts=not args.no_scene_cuts, cut_sensitivity=args.cut_sensitivity,
+                         max_segment_frames=args.max_segment_frames,
+                         segment_overlap=args.segment_overlap),
+        intermediate_dtype=args.intermediate_dtype, in_place=True)  # the decoded frames are ours
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
     result = run_pipeline(clip.frames, config, progress)
     written = _write_output(out_path, result.frames, clip.fps)
@@ -87,7 +98,8 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     if args.save_texture:
         write_clip(Path(args.save_texture), result.atlas.texture_preview(), clip.fps)
     summary = {"output": str(written), "frames": t, "width": w, "height": h,
-               "fps": float(clip.fps), "seconds": result.seconds_per_stage}
+               "fps": float(clip.fps), "shot_starts": result.atlas.shot_starts,
+               "segments": result.atlas.segment_ranges(), "seconds": result.seconds_per_stage}
     print(json.dumps(summary))
     return 0
 
@@ -174,6 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="long side in pixels at which the fast atlas is fitted (default %(default)s)")
     d.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
                    help="maximum long side of the atlas texture in texels (default %(default)s)")
+    d.add_argument("--no-scene-cuts", action="store_true",
+                   help="do not look for scene cuts: fit the whole clip as one shot")
+    d.add_argument("--cut-sensitivity", type=float, default=ShotConfig.cut_sensitivity,
+                   help="0..1, higher finds subtler cuts (default %(default)s)")
+    d.add_argument("--max-segment-frames", type=int, default=ShotConfig.max_segment_frames,
+                   help="longer shots are fitted in overlapping segments of at most this many "
+                        "frames; 0 = never split (default %(default)s)")
+    d.add_argument("--segment-overlap", type=int, default=ShotConfig.segment_overlap,
+                   help="frames shared (and cross-faded) by neighbouring segments "
+                        "(default %(default)s)")
+    d.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
+                   help="storage of the atlas frames between atlas and filter (default "
+                        "%(default)s: a quarter of float32's memory)")
     d.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     d.add_argument("--filter-weights", default=None,

@@ -9,6 +9,8 @@ jitter — is divided out.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -23,21 +25,40 @@ def temporal_moving_average(x: torch.Tensor, window: int) -> torch.Tensor:
 
 
 def stabilise_global_colour(
-    frames: torch.Tensor, atlas_frames: torch.Tensor, window: int = 9, eps: float = 1e-3
+    frames: torch.Tensor,
+    atlas_frames: torch.Tensor,
+    window: int = 9,
+    eps: float = 1e-3,
+    shot_starts: list[int] | None = None,
 ) -> torch.Tensor:
     """Per-frame per-channel gain that makes the global colour of frames [T,H,W,3] follow the
-    steady atlas frames [T,H,W,3] from frame to frame. In place on `frames`; returns it.
+    steady atlas frames [T,H,W,3] (float 0..1 or uint8) from frame to frame. In place on
+    `frames`; returns it.
 
-    Gains are computed from means in chunks, so this costs two passes over the clip and no copy.
+    The moving window restarts at every shot start (a cut is a real change of colour, not
+    jitter: averaging across it would tint the frames next to it). Gains are computed from
+    means frame by frame, so this costs two passes over the clip and no copy.
     """
     t = frames.shape[0]
     if window <= 1 or t < 3:
         return frames
-    mean_out = torch.stack([frames[i].mean(dim=(0, 1)) for i in range(t)]).double()
-    mean_atlas = torch.stack([atlas_frames[i].mean(dim=(0, 1)) for i in range(t)]).double()
+    mean_out = torch.stack([_frame_mean(frames[i]) for i in range(t)])
+    mean_atlas = torch.stack([_frame_mean(atlas_frames[i]) for i in range(t)])
     log_ratio = mean_atlas.clamp_min(eps).log() - mean_out.clamp_min(eps).log()  # [T,3]
-    jitter = log_ratio - temporal_moving_average(log_ratio, window)
+    bounds = sorted(set(shot_starts or []) | {0, t})
+    jitter = torch.zeros_like(log_ratio)
+    for a, b in itertools.pairwise(bounds):
+        if b - a >= 3:
+            part = log_ratio[a:b]
+            jitter[a:b] = part - temporal_moving_average(part, window)
     gains = jitter.exp().float()
     for i in range(t):
         frames[i].mul_(gains[i]).clamp_(0.0, 1.0)
     return frames
+
+
+def _frame_mean(frame: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean of one frame [H,W,3] in 0..1 (uint8 read as 8-bit) -> [3] float64."""
+    if not frame.dtype.is_floating_point:
+        return frame.double().mean(dim=(0, 1)) / 255.0
+    return frame.double().mean(dim=(0, 1))

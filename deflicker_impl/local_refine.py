@@ -70,12 +70,18 @@ def apply_local_refine(
     config: RefineConfig | None = None,
     on_progress: ProgressCallback | None = None,
     net: LocalRefineNet | None = None,
+    shot_starts: list[int] | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Refine a filtered clip [T,H,W,C] (C in 1/3/4, float 0..1 or uint8) -> [T,H,W,3] float32
     on the CPU, same size as the input.
 
     `net` overrides the weights in `config` (tests, training). `on_progress(done, total)` is
     called after every frame (and tile), counting frames; it may raise to cancel.
+    `shot_starts` (first frames of the shots): the recurrent state restarts there, as at the
+    first frame, so nothing of one shot leaks into the next. `out` (float32 [T,H,W,3], may be
+    `frames` itself: each frame is read before it is overwritten) receives the result instead
+    of a new tensor, which saves a full-length copy on long clips.
     """
     cfg = config or RefineConfig()
     _check_clip(frames)
@@ -83,7 +89,11 @@ def apply_local_refine(
         net = load_local_refine(cfg)
     device = next(net.parameters()).device
     t, h, w = frames.shape[:3]
-    result = torch.empty((t, h, w, 3), dtype=torch.float32)
+    if out is not None and (out.shape != (t, h, w, 3) or out.dtype != torch.float32):
+        raise DeflickerInputError(f"out must be float32 {(t, h, w, 3)}, got {tuple(out.shape)} "
+                                  f"{out.dtype}.")
+    result = out if out is not None else torch.empty((t, h, w, 3), dtype=torch.float32)
+    restarts = set(shot_starts or [])
     tiles = _tiles(h, w, cfg.tile_size, cfg.tile_overlap)
     overlap = max(0, min(cfg.tile_overlap, cfg.tile_size // 2))
     states: dict[tuple[int, int], object] = {}
@@ -91,15 +101,19 @@ def apply_local_refine(
     with torch.inference_mode():
         for i in range(t):
             current = _chunk_as_batch(frames, i, i + 1, "frames", device, torch.float32)
+            if i in restarts:
+                states.clear()  # a new shot: start as at the first frame
+                prev_filtered = None
             if prev_filtered is None:
                 prev_filtered = prev_output = current
                 flow = None
             else:
                 flow = _frame_flow(net, current, prev_filtered, cfg)
-            out = _refine_tiled(net, current, prev_filtered, prev_output, flow, states, tiles,
-                                overlap, lambda i=i: on_progress(i, t) if on_progress else None)
-            result[i] = out[0].permute(1, 2, 0).to("cpu", torch.float32)
-            prev_filtered, prev_output = current, out
+            refined = _refine_tiled(
+                net, current, prev_filtered, prev_output, flow, states, tiles, overlap,
+                lambda i=i: on_progress(i, t) if on_progress else None)
+            result[i] = refined[0].permute(1, 2, 0).to("cpu", torch.float32)
+            prev_filtered, prev_output = current, refined
             if on_progress is not None:
                 on_progress(i + 1, t)
     return result

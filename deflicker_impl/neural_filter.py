@@ -74,12 +74,17 @@ def apply_neural_filter(
     config: FilterConfig | None = None,
     on_progress: ProgressCallback | None = None,
     net: NeuralFilterNet | None = None,
+    shot_starts: list[int] | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Filter a clip: frames [T,H,W,3] and atlas frames [T,H,W,3] in 0..1 -> [T,H,W,3] float32
-    on the CPU, same size as the input (never resized).
+    """Filter a clip: frames [T,H,W,3] and atlas frames [T,H,W,3] in 0..1 (either may be
+    uint8) -> [T,H,W,3] float32 on the CPU, same size as the input (never resized).
 
     `net` overrides the weights in `config` (tests, training). `on_progress(done, total)` is
-    called after every chunk and tile, counting frames; it may raise to cancel.
+    called after every chunk and tile, counting frames; it may raise to cancel. `shot_starts`
+    (first frames of the shots, e.g. ClipAtlas.shot_starts) restart the global colour pass at
+    every cut. `out` (float32 [T,H,W,3], may be `frames` itself: every chunk is read before it
+    is overwritten) receives the result instead of a new tensor.
     """
     cfg = config or FilterConfig()
     _check_pair(frames, atlas_frames)
@@ -92,7 +97,10 @@ def apply_neural_filter(
     chunk = cfg.chunk_size or max(1, cfg.chunk_pixels // (h * w))
     if chunk < 1:
         raise DeflickerInputError(f"chunk_size must be at least 1, got {cfg.chunk_size}.")
-    result = torch.empty((t, h, w, 3), dtype=torch.float32)
+    if out is not None and (out.shape != (t, h, w, 3) or out.dtype != torch.float32):
+        raise DeflickerInputError(f"out must be float32 {(t, h, w, 3)}, got {tuple(out.shape)} "
+                                  f"{out.dtype}.")
+    result = out if out is not None else torch.empty((t, h, w, 3), dtype=torch.float32)
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
         frame = _chunk_as_batch(frames, start, stop, "frames", device, dtype)
@@ -103,11 +111,13 @@ def apply_neural_filter(
                 on_progress(start, t)
 
         with torch.inference_mode():
-            out = _filter_tiled(net, frame, atlas, cfg.tile_size, cfg.tile_overlap, tile_done)
-        result[start:stop] = out.permute(0, 2, 3, 1).to("cpu", torch.float32)
+            filtered = _filter_tiled(net, frame, atlas, cfg.tile_size, cfg.tile_overlap,
+                                     tile_done)
+        result[start:stop] = filtered.permute(0, 2, 3, 1).to("cpu", torch.float32)
         if on_progress is not None:
             on_progress(stop, t)
-    return stabilise_global_colour(result, atlas_frames, cfg.global_window)
+    return stabilise_global_colour(result, atlas_frames, cfg.global_window,
+                                   shot_starts=shot_starts)
 
 
 def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:

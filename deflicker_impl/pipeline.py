@@ -1,7 +1,13 @@
 """The whole deflicker pipeline on a clip: atlas, then neural filter, then local refinement.
 
 `run_pipeline` is what the CLI and the benchmark call; the ComfyUI nodes call the stages one by
-one instead, so that users can rewire them.
+one instead, so that users can rewire them. The clip is split into shots at scene cuts (and long
+shots into overlapping segments, see atlas/clip_atlas.py); every stage restarts at a cut.
+
+Memory (long or high-resolution clips): besides the input, the pipeline holds the atlas frames
+in `intermediate_dtype` (uint8 by default: a quarter of a float copy) and one float32 output
+that the filter writes and the refinement overwrites in place, so its peak is about 2.25x the
+input's float32 size plus the networks' working memory.
 """
 
 from __future__ import annotations
@@ -11,15 +17,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .atlas import AtlasConfig, NeuralAtlas, fit_atlas, render_atlas_frames
+from .atlas import AtlasConfig, ClipAtlas, fit_clip_atlas, render_atlas_frames
 from .clip import prepare_clip
+from .device import resolve_device
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig, apply_local_refine, load_local_refine
 from .neural_filter import FilterConfig, apply_neural_filter
 from .progress import ProgressFn, StageProgress
+from .shots import ShotConfig
 
 STAGES = ("atlas", "filter", "refine")
 DEFAULT_STOP_AFTER = "filter"  # the last stage run unless told; see README (refine: opt-in)
+INTERMEDIATE_DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
 
 
 @dataclass
@@ -30,16 +39,27 @@ class PipelineConfig:
     atlas: AtlasConfig = field(default_factory=AtlasConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    # Storage of the rendered atlas frames between atlas and filter ("uint8", "float16",
+    # "float32"); stop_after="atlas" always returns float32 frames.
+    intermediate_dtype: str = "uint8"
+    # Write the output into the input tensor (which must then be float32 RGB on the CPU and
+    # owned by the caller, as the CLI's decoded frames are): saves one full-length float copy.
+    in_place: bool = False
 
 
 @dataclass
 class PipelineResult:
-    """Output frames [T,H,W,3] plus the intermediate results and per-stage wall times."""
+    """Output frames [T,H,W,3] float32 plus the intermediate results and per-stage wall times.
+
+    atlas_frames are stored in the config's intermediate_dtype (uint8: 0..255).
+    """
 
     frames: torch.Tensor
     atlas_frames: torch.Tensor
-    atlas: NeuralAtlas
+    atlas: ClipAtlas
     seconds_per_stage: dict[str, float]
+    cpu_seconds_per_stage: dict[str, float] = field(default_factory=dict)
 
 
 def run_pipeline(
@@ -51,28 +71,44 @@ def run_pipeline(
         raise DeflickerInputError(
             f"Unknown stage {cfg.stop_after!r}; choose one of {', '.join(STAGES)}."
         )
+    if cfg.intermediate_dtype not in INTERMEDIATE_DTYPES:
+        raise DeflickerInputError(
+            f"Unknown intermediate_dtype {cfg.intermediate_dtype!r}; choose one of "
+            f"{', '.join(INTERMEDIATE_DTYPES)}.")
+    original = frames
     frames = prepare_clip(frames, "frames")
+    if cfg.in_place and (frames.data_ptr() != original.data_ptr()
+                         or frames.shape != original.shape):
+        raise DeflickerInputError(
+            "in_place needs a float32 RGB clip [T,H,W,3] in 0..1 on the CPU (it is overwritten "
+            "with the output); convert it first or leave in_place off.")
     stages = STAGES[: STAGES.index(cfg.stop_after) + 1]
     if "refine" in stages:
         load_local_refine(cfg.refine)  # a missing/damaged weights file fails before the fit
     # Rough relative costs on a CPU, so the bar moves evenly.
     progress = StageProgress({"atlas": 3.0, "render": 0.5, "filter": 1.5, "refine": 0.5}, on_progress)
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
 
-    t0 = time.perf_counter()
-    atlas = fit_atlas(frames, cfg.atlas, progress.stage("atlas"))
-    atlas_frames = render_atlas_frames(atlas, on_progress=progress.stage("render"))
-    seconds["atlas"] = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"))
+    dtype = torch.float32 if stages == ("atlas",) else INTERMEDIATE_DTYPES[cfg.intermediate_dtype]
+    atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
+                                       on_progress=progress.stage("render"), dtype=dtype)
+    seconds["atlas"], cpu["atlas"] = time.perf_counter() - t0, time.process_time() - c0
     output = atlas_frames
 
     if "filter" in stages:
-        t0 = time.perf_counter()
-        output = apply_neural_filter(frames, atlas_frames, cfg.filter, progress.stage("filter"))
-        seconds["filter"] = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        output = apply_neural_filter(frames, atlas_frames, cfg.filter, progress.stage("filter"),
+                                     shot_starts=atlas.shot_starts,
+                                     out=frames if cfg.in_place else None)
+        seconds["filter"], cpu["filter"] = time.perf_counter() - t0, time.process_time() - c0
     if "refine" in stages:
-        t0 = time.perf_counter()
-        output = apply_local_refine(output, cfg.refine, progress.stage("refine"))
-        seconds["refine"] = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        output = apply_local_refine(output, cfg.refine, progress.stage("refine"),
+                                    shot_starts=atlas.shot_starts, out=output)
+        seconds["refine"], cpu["refine"] = time.perf_counter() - t0, time.process_time() - c0
     if on_progress is not None:
         on_progress(1000, 1000)
-    return PipelineResult(output, atlas_frames, atlas, seconds)
+    return PipelineResult(output, atlas_frames, atlas, seconds, cpu)

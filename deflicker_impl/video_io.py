@@ -48,7 +48,12 @@ def _stack_uint8(arrays: list[np.ndarray], source: Path) -> torch.Tensor:
             f"Frames in {source} have different sizes {sorted(shapes)[:3]}; all frames of a clip "
             "must share one size."
         )
-    return torch.from_numpy(np.stack(arrays)).float().div_(255.0)
+    # Filled frame by frame: no stacked uint8 copy and no float temporary of the whole clip.
+    out = torch.empty((len(arrays), *arrays[0].shape), dtype=torch.float32)
+    for i, a in enumerate(arrays):
+        out[i] = torch.from_numpy(a if a.flags.writeable else a.copy())
+        out[i].div_(255.0)
+    return out
 
 
 def _read_folder(path: Path, max_frames: int | None) -> Clip:
@@ -134,8 +139,15 @@ def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> Clip:
     return _read_video_file(path, max_frames)
 
 
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    return (frames.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+def _to_uint8(frames: torch.Tensor, chunk: int = 16) -> np.ndarray:
+    """[T,H,W,3] float 0..1 -> uint8 array, converted a few frames at a time (no float copy)."""
+    if frames.dtype == torch.uint8:
+        return frames.cpu().numpy()
+    out = torch.empty(frames.shape, dtype=torch.uint8)
+    for start in range(0, frames.shape[0], chunk):
+        part = frames[start:start + chunk].float().clamp(0, 1).mul_(255.0).add_(0.5)
+        out[start:start + chunk] = part
+    return out.numpy()
 
 
 def _prepare_output(path: Path) -> None:

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from ..deflicker_impl.atlas import PRESETS, AtlasConfig, fit_atlas, render_atlas_frames
+from ..deflicker_impl.atlas import PRESETS, AtlasConfig, fit_clip_atlas, render_atlas_frames
+from ..deflicker_impl.device import resolve_device
+from ..deflicker_impl.shots import ShotConfig
 from .comfy_glue import CATEGORY, compute_device, finish, progress_callback
 
 _DEFAULTS = AtlasConfig()
+_SHOTS = ShotConfig()
 
 
 class FitNeuralAtlas:
-    """Fit one shared atlas image to the clip and render every frame from it."""
+    """Fit one shared atlas image per shot to the clip and render every frame from it."""
 
     DESCRIPTION = (
         "Fits a neural atlas to a video (IMAGE batch = frames): one shared image plus a "
         "per-frame mapping. Its reconstruction has steady colour and brightness but blurred or "
-        "warped structure; feed it with the original frames to NeuralFilter."
+        "warped structure; feed it with the original frames to NeuralFilter. Scene cuts are "
+        "found automatically and every shot gets its own atlas; long shots are fitted in "
+        "overlapping segments that are blended without a seam."
     )
     CATEGORY = CATEGORY
     FUNCTION = "fit"
     RETURN_TYPES = ("NEURAL_ATLAS", "IMAGE", "IMAGE")
     RETURN_NAMES = ("atlas", "atlas_frames", "atlas_texture")
     OUTPUT_TOOLTIPS = (
-        "The fitted atlas (texture + mapping) for later nodes.",
+        ("The fitted atlases (one per shot or segment) and the shot starts, for later nodes: "
+         "connect it to NeuralFilter and LocalFlickerRefine so that they restart at cuts."),
         "The atlas reconstruction of every frame, exactly the input size.",
-        "The shared atlas texture, as one image (a preview).",
+        "The atlas textures, one image per shot or segment (a preview).",
     )
 
     @classmethod
@@ -59,13 +65,39 @@ class FitNeuralAtlas:
                     "tooltip": "Random seed of the fit; the same seed gives the same result.",
                 }),
             },
+            "optional": {
+                "scene_cuts": ("BOOLEAN", {
+                    "default": _SHOTS.scene_cuts,
+                    "tooltip": "Find scene cuts and fit one atlas per shot (an atlas across a "
+                               "cut ghosts the two shots into each other). Off: the whole "
+                               "clip is one shot.",
+                }),
+                "cut_sensitivity": ("FLOAT", {
+                    "default": _SHOTS.cut_sensitivity, "min": 0.0, "max": 1.0, "step": 0.05,
+                    "tooltip": "0..1. Higher finds subtler cuts but may split fast motion; "
+                               "lower misses cuts between similar shots. Flicker and fades "
+                               "are ignored at any value.",
+                }),
+                "max_segment_frames": ("INT", {
+                    "default": _SHOTS.max_segment_frames, "min": 0, "max": 100000, "step": 10,
+                    "tooltip": "Shots longer than this are fitted in overlapping segments, "
+                               "blended without a seam (bounds the fit's time per frame and "
+                               "its memory). 0: never split.",
+                }),
+            },
         }
 
-    def fit(self, images, preset, iterations, atlas_resolution, fit_resolution, seed):
+    def fit(self, images, preset, iterations, atlas_resolution, fit_resolution, seed,
+            scene_cuts=_SHOTS.scene_cuts, cut_sensitivity=_SHOTS.cut_sensitivity,
+            max_segment_frames=_SHOTS.max_segment_frames):
         config = AtlasConfig(preset=preset, iterations=iterations, seed=seed,
                              atlas_resolution=atlas_resolution, fit_long_side=fit_resolution,
                              device=compute_device())
+        overlap = min(_SHOTS.segment_overlap, max(0, (max_segment_frames - 2) // 2))
+        shots = ShotConfig(scene_cuts=scene_cuts, cut_sensitivity=cut_sensitivity,
+                           max_segment_frames=max_segment_frames, segment_overlap=overlap)
         progress = progress_callback()
-        atlas = fit_atlas(images, config, on_progress=progress)
-        frames = render_atlas_frames(atlas, on_progress=progress)
+        atlas = fit_clip_atlas(images, config, shots, on_progress=progress)
+        frames = render_atlas_frames(atlas, device=resolve_device(config.device),
+                                     on_progress=progress)
         return (atlas, finish(frames), finish(atlas.texture_preview()))

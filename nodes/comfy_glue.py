@@ -40,6 +40,16 @@ def finish(images):
     return images.to(mm.intermediate_device())
 
 
+def shot_starts_of(images, atlas=None) -> list[int]:
+    """Shot starts from a connected NEURAL_ATLAS of the same clip, else detected on `images`."""
+    from ..deflicker_impl.shots import detect_scene_cuts
+
+    starts = getattr(atlas, "shot_starts", None)
+    if starts is not None and getattr(atlas, "num_frames", None) == images.shape[0]:
+        return list(starts)
+    return detect_scene_cuts(images)
+
+
 def register_model_folder() -> None:
     """Make models/deflicker known to folder_paths (users may relocate it)."""
     if MODEL_FOLDER not in folder_paths.folder_names_and_paths:

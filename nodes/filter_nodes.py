@@ -9,6 +9,7 @@ from .comfy_glue import (
     finish,
     progress_callback,
     resolve_weights,
+    shot_starts_of,
     weight_choices,
 )
 
@@ -41,10 +42,17 @@ class NeuralFilter:
                                "trained with this pack and placed in models/deflicker.",
                 }),
             },
+            "optional": {
+                "atlas": ("NEURAL_ATLAS", {
+                    "tooltip": "FitNeuralAtlas's atlas (optional): its scene cuts tell this "
+                               "node where shots start, so nothing carries over a cut. Not "
+                               "connected: the cuts are detected on these images."}),
+            },
         }
 
-    def filter(self, images, atlas_frames, weights):
+    def filter(self, images, atlas_frames, weights, atlas=None):
         config = FilterConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
                               device=compute_device())
-        out = apply_neural_filter(images, atlas_frames, config, on_progress=progress_callback())
+        out = apply_neural_filter(images, atlas_frames, config, on_progress=progress_callback(),
+                                  shot_starts=shot_starts_of(images, atlas))
         return (finish(out),)

@@ -34,9 +34,9 @@ def fit_atlas(
     # Fitting is an optimisation: it needs autograd even when the caller (ComfyUI runs every
     # node under torch.inference_mode) has switched it off.
     with torch.inference_mode(False), torch.enable_grad():
+        # No copy, even of an inference tensor (ComfyUI's IMAGE): the fit only reads the
+        # full-resolution frames through resampling and splats, never saves them for backward.
         frames = prepare_clip(frames, "frames")
-        if frames.is_inference():
-            frames = frames.clone()
         if config.preset == "fast":
             from .fit_fast import fit_texture_atlas
 

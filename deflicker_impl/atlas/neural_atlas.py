@@ -39,18 +39,24 @@ def render_atlas_frames(
     chunk: int = 0,
     device: torch.device | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Render every frame of the atlas at the clip's own size -> [T,H,W,3] float32 on CPU.
+    """Render every frame of the atlas at the clip's own size -> [T,H,W,3] on CPU.
 
+    `atlas` is a NeuralAtlas or a ClipAtlas (anything with num_frames, frame_hw and render).
     `chunk` frames are rendered at a time; 0 picks a chunk of about 4 megapixels, which bounds
-    the temporary memory at 4K as well as at 256 px.
+    the temporary memory at 4K as well as at 256 px. `dtype` float32 (0..1), float16 (0..1) or
+    uint8 (0..255, a quarter of the memory: what the pipeline keeps for long clips).
     """
     h, w = atlas.frame_hw
     chunk = chunk or max(1, (1 << 22) // (h * w))
-    out = torch.empty(atlas.num_frames, h, w, 3)
+    out = torch.empty(atlas.num_frames, h, w, 3, dtype=dtype)
     for start in range(0, atlas.num_frames, chunk):
         stop = min(start + chunk, atlas.num_frames)
-        out[start:stop] = atlas.render(start, stop, device)
+        part = atlas.render(start, stop, device)
+        if dtype == torch.uint8:
+            part = part.clamp(0, 1).mul_(255.0).add_(0.5)
+        out[start:stop] = part
         if on_progress is not None:
             on_progress(stop, atlas.num_frames)
     return out
