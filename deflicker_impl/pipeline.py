@@ -43,9 +43,12 @@ class PipelineResult:
 
 
 def run_pipeline(
-    frames: torch.Tensor, config: PipelineConfig | None = None, on_progress: ProgressFn | None = None
+    frames: torch.Tensor, config: PipelineConfig | None = None, on_progress: ProgressFn | None = None,
+    masks: torch.Tensor | None = None,
 ) -> PipelineResult:
-    """Deflicker a clip [T,H,W,C] in 0..1; the output has exactly the input's frame count and size."""
+    """Deflicker a clip [T,H,W,C] in 0..1; the output has exactly the input's frame count and size.
+
+    `masks` (foreground, [T,H,W] or one [H,W]) make the atlas two-layer (see `fit_atlas`)."""
     cfg = config or PipelineConfig()
     if cfg.stop_after not in STAGES:
         raise DeflickerInputError(
@@ -60,7 +63,7 @@ def run_pipeline(
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    atlas = fit_atlas(frames, cfg.atlas, progress.stage("atlas"))
+    atlas = fit_atlas(frames, cfg.atlas, progress.stage("atlas"), masks=masks)
     atlas_frames = render_atlas_frames(atlas, on_progress=progress.stage("render"))
     seconds["atlas"] = time.perf_counter() - t0
     output = atlas_frames
