@@ -23,7 +23,8 @@ class FitNeuralAtlas:
     OUTPUT_TOOLTIPS = (
         "The fitted atlas (texture + mapping) for later nodes.",
         "The atlas reconstruction of every frame, exactly the input size.",
-        "The shared atlas texture, as one image (a preview).",
+        ("The shared atlas texture, as one image (a preview); with masks the foreground and "
+        "background textures side by side."),
     )
 
     @classmethod
@@ -57,13 +58,21 @@ class FitNeuralAtlas:
                     "tooltip": "Random seed of the fit; the same seed gives the same result.",
                 }),
             },
+            "optional": {
+                "masks": ("MASK", {
+                    "tooltip": "Optional foreground masks (1 = a moving object), e.g. from 'SAM "
+                               "Video Mask (deflicker)': fits a foreground and a background "
+                               "atlas (fast preset), so the object is not smeared into the "
+                               "background. One mask per frame or one for all; any resolution."}),
+            },
         }
 
-    def fit(self, images, preset, iterations, atlas_resolution, fit_resolution, seed):
+    def fit(self, images, preset, iterations, atlas_resolution, fit_resolution, seed,
+            masks=None):
         config = AtlasConfig(preset=preset, iterations=iterations, seed=seed,
                              atlas_resolution=atlas_resolution, fit_long_side=fit_resolution,
                              device=compute_device())
         progress = progress_callback()
-        atlas = fit_atlas(images, config, on_progress=progress)
+        atlas = fit_atlas(images, config, on_progress=progress, masks=masks)
         frames = render_atlas_frames(atlas, on_progress=progress)
         return (atlas, finish(frames), finish(atlas.texture_preview()))
