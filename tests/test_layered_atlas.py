@@ -28,7 +28,7 @@ def composite():
 
 
 def test_two_layers_reconstruct_the_moving_object_far_better_than_one(composite):
-    clean, _, flickered, one, two, frames_one, frames_two = composite
+    clean, _, _flickered, one, two, frames_one, frames_two = composite
 
     assert (one.num_layers, two.num_layers) == (1, 2)
     gain = psnr(frames_two, clean) - psnr(frames_one, clean)

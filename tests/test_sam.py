@@ -7,6 +7,8 @@ vit_b for the loader only, marked slow).
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from sam_checkpoints import encoder_only_state, tiny_sam_checkpoint
@@ -141,7 +143,7 @@ def test_masks_cover_every_frame_are_binary_and_deterministic(tiny_sam, object_c
     assert set(masks.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(masks, again)
     # One step per encoder block and per decode: 3 frames x (2 blocks + 1).
-    assert seen[-1] == (9, 9) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-1] == (9, 9) and all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
     assert next(tiny_sam.model.parameters()).device.type == "cpu"
 
 
