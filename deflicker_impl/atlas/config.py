@@ -37,8 +37,7 @@ class AtlasConfig:
     mask_weight: float = 1.0  # mask-bootstrap loss on alpha at the start ...
     mask_weight_floor: float = 0.1  # ... decaying to this fraction of it ...
     mask_decay: float = 0.2  # ... with this time constant (fraction of the iterations)
-    alpha_lr: float = 0.05
-    alpha_flow_weight: float = 0.2  # alpha consistent along the flow
+    alpha_lr: float = 0.05  # alpha's logit image in the foreground atlas
     # paper preset -----------------------------------------------------------------------------
     paper_samples: int = 10000  # random pixels per iteration
     paper_lr: float = 1e-4

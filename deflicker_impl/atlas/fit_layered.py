@@ -6,11 +6,14 @@ per-frame mapping (similarity + coarse grid, as in the one-layer fast atlas), an
 
     A_t(x) = alpha_t(x) * fg(M_fg,t(x)) + (1 - alpha_t(x)) * bg(M_bg,t(x)).
 
-alpha is a per-frame logit grid at the fitting resolution, initialised from the masks and held
-to them by a loss whose weight decays (the masks bootstrap it; the colours then refine its
-edges). The flow-consistency term acts per layer, weighted by that layer's alpha, and alpha
-itself is kept consistent along the flow. The full-resolution textures are then rebuilt from the
-full-resolution frames, each pixel splatted into each layer with its alpha as weight.
+alpha lives in the foreground atlas: one logit image read through the foreground mapping,
+alpha_t(x) = sigmoid(a(M_fg,t(x))). It is initialised by splatting the masks into the foreground
+atlas and held to them by a loss whose weight decays (the masks bootstrap it; the colours then
+refine its edges). Being one image for the whole clip, alpha cannot change from frame to frame
+except by following the object: a per-frame alpha would let the fit switch layers to explain
+flicker. The flow-consistency term acts per layer, weighted by that layer's alpha. The
+full-resolution textures are then rebuilt from the full-resolution frames, each pixel splatted
+into each layer with its alpha as weight.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
 from .config import AtlasConfig
-from .coords import frame_coordinates, to_grid_sample
+from .coords import frame_coordinates
 from .fit_fast import _atlas_bounds, _charbonnier, _similarity_chain, fit_size
 from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
 
@@ -48,8 +51,20 @@ def _bounds_of_points(a: torch.Tensor, margin: float = 0.05) -> tuple[float, flo
     return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
 
 
+def sample_alpha(alpha_logits: torch.Tensor, texture: AtlasTexture, a: torch.Tensor) \
+        -> torch.Tensor:
+    """alpha at foreground-atlas points a [n,h,w,2] from the logit image [1,1,Ha,Wa] that
+    covers `texture`'s bounds -> [n,1,h,w] in 0..1."""
+    n, h, w, _ = a.shape
+    g = texture.normalised(a).reshape(1, n * h, w, 2)
+    logits = F.grid_sample(alpha_logits, g, mode="bilinear", padding_mode="border",
+                           align_corners=False)
+    return torch.sigmoid(logits.reshape(1, n, h, w).transpose(0, 1))
+
+
 class LayeredAtlasModel:
-    """Fitted two-layer atlas: per layer a mapping and a texture, plus per-frame alpha logits."""
+    """Fitted two-layer atlas: per layer a mapping and a texture, plus the alpha logit image
+    in the foreground atlas."""
 
     num_layers = 2
 
@@ -57,7 +72,7 @@ class LayeredAtlasModel:
                  alpha_logits: torch.Tensor, coverage: list[torch.Tensor] | None = None):
         self.mappings = [m.cpu().eval() for m in mappings]
         self.textures = [t.cpu().eval() for t in textures]
-        self.alpha_logits = alpha_logits.detach().cpu()  # [T,1,h,w] at the fitting resolution
+        self.alpha_logits = alpha_logits.detach().cpu()  # [1,1,Ha,Wa] over the fg bounds
         # Per layer [1,1,Ht,Wt] in 0..1: how much of each texel some frame showed (previews).
         self.coverage = coverage or [torch.ones(1, 1, *t.texture.shape[-2:]) for t in textures]
 
@@ -65,10 +80,10 @@ class LayeredAtlasModel:
     def render_alpha(self, start, stop, frame_hw, device=None) -> torch.Tensor:
         """Foreground alpha of frames [start, stop) at size frame_hw -> [n,1,H,W] on `device`."""
         device = device or torch.device("cpu")
-        logits = self.alpha_logits[start:stop].to(device)
-        if tuple(logits.shape[-2:]) != tuple(frame_hw):
-            logits = F.interpolate(logits, size=frame_hw, mode="bilinear", align_corners=False)
-        return torch.sigmoid(logits)
+        frames = torch.arange(start, stop, device=device)
+        q = frame_coordinates(*frame_hw, device).expand(len(frames), -1, -1, -1)
+        a = self.mappings[0].to(device)(frames, q)
+        return sample_alpha(self.alpha_logits.to(device), self.textures[0].to(device), a)
 
     @torch.no_grad()
     def render_layers(self, start, stop, frame_hw, device=None) -> list[torch.Tensor]:
@@ -178,8 +193,15 @@ def fit_layered_atlas(
         mappings.append(mapping.to(device))
         textures.append(AtlasTexture(tex0.reshape(1, 3, *tex_shape), bounds).to(device))
 
-    start_alpha = small_mask.clamp(ALPHA_CLAMP, 1 - ALPHA_CLAMP)
-    alpha_logits = torch.nn.Parameter(torch.logit(start_alpha).to(device))
+    # alpha's logit image over the foreground texture: the masks averaged in the fg atlas.
+    fg_tex = textures[0]
+    with torch.no_grad():
+        a_fg = mappings[0](all_frames.to(device), q.to(device).expand(num, -1, -1, -1))
+        acc, hits = splat_to_texture(a_fg, small_mask.to(device), fg_tex,
+                                     tuple(fg_tex.texture.shape[-2:]))
+    start_alpha = (acc[0] / hits.clamp_min(1e-6)).clamp(ALPHA_CLAMP, 1 - ALPHA_CLAMP)
+    alpha_logits = torch.nn.Parameter(torch.logit(start_alpha).reshape(
+        1, 1, *fg_tex.texture.shape[-2:]))
     small_d, q_d, mask_d = small.to(device), q.to(device), small_mask.to(device)
     pix_scale = long_side / 2.0
     params = [{"params": [alpha_logits], "lr": config.alpha_lr}]
@@ -204,12 +226,12 @@ def fit_layered_atlas(
         optim.zero_grad(set_to_none=True)
         coords = [m(frames_idx, q_flat[pix].expand(num, -1, -1)) for m in mappings]  # [T,P,2]
         colours = [tex(a.unsqueeze(1))[:, :, 0] for tex, a in zip(textures, coords, strict=True)]
-        alpha = torch.sigmoid(alpha_logits.flatten(2)[:, :, pix])  # [T,1,P]
+        alpha = sample_alpha(alpha_logits, fg_tex, coords[0].unsqueeze(1))[:, :, 0]  # [T,1,P]
         recon = alpha * colours[0] + (1 - alpha) * colours[1]
         colour = _charbonnier(recon - target_flat[:, :, pix]).mean()
         mask_term = _charbonnier(alpha - mask_flat[:, :, pix]).mean()
         loss = colour + mask_weight_at(config, it, iterations) * mask_term
-        flow_term = alpha_flow = torch.zeros((), device=device)
+        flow_term = torch.zeros((), device=device)
         if num > 1:
             weights = (alpha[:-1, 0], 1 - alpha[:-1, 0])
             nxt = q_next_flat[:, pix]
@@ -217,12 +239,7 @@ def fit_layered_atlas(
                 d = (a[:-1] - mapping(src_idx + 1, nxt)) * pix_scale
                 flow_term = flow_term + (_charbonnier(d, 0.05).sum(-1) * occ_flat[:, pix]
                                          * wgt.detach()).mean()
-            grid = to_grid_sample(nxt, h, w).unsqueeze(1)  # [T-1,1,P,2]
-            alpha_next = torch.sigmoid(F.grid_sample(alpha_logits[1:], grid, mode="bilinear",
-                                                     padding_mode="border",
-                                                     align_corners=False))[:, 0, 0]
-            alpha_flow = (_charbonnier(alpha[:-1, 0] - alpha_next) * occ_flat[:, pix]).mean()
-            loss = loss + config.flow_weight * flow_term + config.alpha_flow_weight * alpha_flow
+            loss = loss + config.flow_weight * flow_term
         smooth = sum(m.smoothness() for m in mappings) * pix_scale**2
         loss = loss + config.smooth_weight * 1e-3 * smooth
         loss.backward()
@@ -230,7 +247,7 @@ def fit_layered_atlas(
         if it % 5 == 4 or it == iterations - 1:
             tick(5 if it % 5 == 4 else (it % 5) + 1)
     losses = {"colour": float(colour.detach()), "flow": float(flow_term.detach()),
-              "mask": float(mask_term.detach()), "alpha_flow": float(alpha_flow.detach()),
+              "mask": float(mask_term.detach()),
               "smooth": float(smooth.detach())}
     t_fit = time.perf_counter() - t0
     seconds_per_iteration = (time.perf_counter() - t_loop) / max(iterations, 1)
@@ -239,6 +256,9 @@ def fit_layered_atlas(
     alpha_logits = alpha_logits.detach().cpu()
     textures_hi, coverage = _full_resolution_textures(
         frames, mappings, [t.cpu() for t in textures], alpha_logits, config, tick)
+    # The foreground preview shows the object only: texels seen AND inside alpha.
+    coverage[0] = coverage[0] * torch.sigmoid(F.interpolate(
+        alpha_logits, size=coverage[0].shape[-2:], mode="bilinear", align_corners=False))
     model = LayeredAtlasModel(mappings, textures_hi, alpha_logits, coverage)
     stats = {
         "preset": "fast", "layers": 2, "iterations": iterations, "fit_size": (h, w),
@@ -278,10 +298,8 @@ def _full_resolution_textures(frames, mappings, textures_lo, alpha_logits, confi
             img = to_nchw(frames[start:stop])
             if (build_h, build_w) != (full_h, full_w):
                 img = F.interpolate(img, size=(build_h, build_w), mode="area")
-            logits = F.interpolate(alpha_logits[start:stop], size=(build_h, build_w),
-                                   mode="bilinear", align_corners=False)
-            alpha = torch.sigmoid(logits)
             coords = [m(idx, q.expand(len(idx), -1, -1, -1)) for m in mappings]
+            alpha = sample_alpha(alpha_logits, textures_lo[0], coords[0])
             yield idx, img, (alpha, 1 - alpha), coords
 
     prior_w = 0.05
