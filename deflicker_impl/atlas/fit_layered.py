@@ -35,6 +35,7 @@ from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, t
 ProgressFn = Callable[[int, int], None]
 LAYERS = ("foreground", "background")
 ALPHA_CLAMP = 0.02  # mask values are pulled into [c, 1-c] before the logit: finite start
+BACKPROJECTION_DAMPING = 0.5  # in texel-hits: a texel seen fully once has weight 1
 
 
 def _erode(mask: torch.Tensor, px: int) -> torch.Tensor:
@@ -326,7 +327,9 @@ def _full_resolution_textures(frames, mappings, textures_lo, alpha_logits, confi
                                                       shapes[k], acc[k], scratch[k])
             tick(len(idx))
         for k in range(2):
-            step = acc[k] / (weights[k] + prior_w)
+            # Texels a layer shows only faintly (behind a soft alpha) would take the whole
+            # residual of the composite: damp them, or they run to black/white.
+            step = acc[k] / (weights[k] + BACKPROJECTION_DAMPING)
             his[k].texture.data = (his[k].texture.reshape(3, -1) + step).reshape(1, 3, *shapes[k])
     for hi in his:
         hi.texture.data.clamp_(0, 1)
