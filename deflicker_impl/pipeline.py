@@ -63,9 +63,12 @@ class PipelineResult:
 
 
 def run_pipeline(
-    frames: torch.Tensor, config: PipelineConfig | None = None, on_progress: ProgressFn | None = None
+    frames: torch.Tensor, config: PipelineConfig | None = None, on_progress: ProgressFn | None = None,
+    masks: torch.Tensor | None = None,
 ) -> PipelineResult:
-    """Deflicker a clip [T,H,W,C] in 0..1; the output has exactly the input's frame count and size."""
+    """Deflicker a clip [T,H,W,C] in 0..1; the output has exactly the input's frame count and size.
+
+    `masks` (foreground, [T,H,W] or one [H,W]) make the atlas two-layer (see `fit_atlas`)."""
     cfg = config or PipelineConfig()
     if cfg.stop_after not in STAGES:
         raise DeflickerInputError(
@@ -91,7 +94,7 @@ def run_pipeline(
     cpu: dict[str, float] = {}
 
     t0, c0 = time.perf_counter(), time.process_time()
-    atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"))
+    atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"), masks=masks)
     dtype = torch.float32 if stages == ("atlas",) else INTERMEDIATE_DTYPES[cfg.intermediate_dtype]
     atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
                                        on_progress=progress.stage("render"), dtype=dtype)

@@ -5,6 +5,7 @@ from .comfy_glue import provide_demo_clip
 from .filter_nodes import NeuralFilter
 from .metrics_nodes import DeflickerCompare, DeflickerMetrics
 from .refine_nodes import LocalFlickerRefine
+from .sam_nodes import DeflickerSAMLoader, DeflickerSAMVideoMask
 
 NODE_CLASS_MAPPINGS = {
     "FitNeuralAtlas": FitNeuralAtlas,
@@ -12,6 +13,8 @@ NODE_CLASS_MAPPINGS = {
     "LocalFlickerRefine": LocalFlickerRefine,
     "DeflickerMetrics": DeflickerMetrics,
     "DeflickerCompare": DeflickerCompare,
+    "DeflickerSAMLoader": DeflickerSAMLoader,
+    "DeflickerSAMVideoMask": DeflickerSAMVideoMask,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -20,6 +23,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LocalFlickerRefine": "Local Flicker Refine (deflicker)",
     "DeflickerMetrics": "Flicker Metrics (deflicker)",
     "DeflickerCompare": "Before/After Compare (deflicker)",
+    "DeflickerSAMLoader": "SAM Loader (deflicker)",
+    "DeflickerSAMVideoMask": "SAM Video Mask (deflicker)",
 }
 
 provide_demo_clip()  # the example workflows' LoadVideo reads it from ComfyUI's input folder

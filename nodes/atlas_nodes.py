@@ -29,7 +29,8 @@ class FitNeuralAtlas:
         ("The fitted atlases (one per shot or segment) and the shot starts, for later nodes: "
          "connect it to NeuralFilter and LocalFlickerRefine so that they restart at cuts."),
         "The atlas reconstruction of every frame, exactly the input size.",
-        "The atlas textures, one image per shot or segment (a preview).",
+        ("The atlas textures, one image per shot or segment (a preview); with masks the "
+         "foreground and background textures side by side."),
     )
 
     @classmethod
@@ -84,12 +85,17 @@ class FitNeuralAtlas:
                                "blended without a seam (bounds the fit's time per frame and "
                                "its memory). 0: never split.",
                 }),
+                "masks": ("MASK", {
+                    "tooltip": "Optional foreground masks (1 = a moving object), e.g. from 'SAM "
+                               "Video Mask (deflicker)': fits a foreground and a background "
+                               "atlas (fast preset), so the object is not smeared into the "
+                               "background. One mask per frame or one for all; any resolution."}),
             },
         }
 
     def fit(self, images, preset, iterations, atlas_resolution, fit_resolution, seed,
             scene_cuts=_SHOTS.scene_cuts, cut_sensitivity=_SHOTS.cut_sensitivity,
-            max_segment_frames=_SHOTS.max_segment_frames):
+            max_segment_frames=_SHOTS.max_segment_frames, masks=None):
         config = AtlasConfig(preset=preset, iterations=iterations, seed=seed,
                              atlas_resolution=atlas_resolution, fit_long_side=fit_resolution,
                              device=compute_device())
@@ -97,7 +103,7 @@ class FitNeuralAtlas:
         shots = ShotConfig(scene_cuts=scene_cuts, cut_sensitivity=cut_sensitivity,
                            max_segment_frames=max_segment_frames, segment_overlap=overlap)
         progress = progress_callback()
-        atlas = fit_clip_atlas(images, config, shots, on_progress=progress)
+        atlas = fit_clip_atlas(images, config, shots, on_progress=progress, masks=masks)
         frames = render_atlas_frames(atlas, device=resolve_device(config.device),
                                      on_progress=progress)
         return (atlas, finish(frames), finish(atlas.texture_preview()))

@@ -108,3 +108,35 @@ def provide_demo_clip() -> None:
             shutil.copyfile(DEMO_CLIP, target)
     except OSError:  # a read-only input folder only costs the convenience
         pass
+
+
+# -- Segment Anything checkpoints (models/sams, the folder other SAM packs use too) -------------
+
+SAM_FOLDER = "sams"
+SAM_EXTENSIONS = (".pth", ".pt", ".safetensors")
+
+
+def register_sam_folder() -> None:
+    """Make models/sams known to folder_paths unless another pack or the user already did."""
+    if SAM_FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.add_model_folder_path(
+            SAM_FOLDER, os.path.join(folder_paths.models_dir, SAM_FOLDER)
+        )
+
+
+def sam_folders() -> list[str]:
+    register_sam_folder()
+    return list(folder_paths.get_folder_paths(SAM_FOLDER))
+
+
+def sam_checkpoint_choices() -> list[str]:
+    """SAM checkpoint files found in every models/sams folder (relative names)."""
+    register_sam_folder()
+    return sorted(f for f in folder_paths.get_filename_list(SAM_FOLDER)
+                  if f.lower().endswith(SAM_EXTENSIONS))
+
+
+def resolve_sam_checkpoint(choice: str) -> Path | None:
+    register_sam_folder()
+    path = folder_paths.get_full_path(SAM_FOLDER, choice)
+    return Path(path) if path is not None else None

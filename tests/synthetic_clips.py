@@ -34,3 +34,27 @@ def global_gain_flicker(clip: torch.Tensor, strength: float = 0.25, seed: int = 
     gains = 1 + strength * (torch.rand(clip.shape[0], 3, generator=gen) * 2 - 1)
     gains = gains / gains.mean(0, keepdim=True)
     return (clip * gains[:, None, None, :]).clamp(0, 1)
+
+
+def moving_object_clip(frames: int = 12, h: int = 48, w: int = 64, pan: float = 1.0,
+                       speed: float = 2.5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A textured ellipse moving right over a panning background -> (clip [T,H,W,3], masks [T,H,W]).
+
+    The object's texture moves with it (rigid), the background pans by `pan` px/frame, the
+    object crosses the frame at `speed` px/frame: one atlas cannot follow both motions.
+    """
+    background = panning_clip(frames, h, w, pan, seed)
+    texture = smooth_texture(h, w, seed + 7, detail=6)
+    texture = texture[[2, 0, 1]] * 0.6 + 0.4 * (texture.mean(0, keepdim=True) > 0.5).float()
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    ry, rx = 0.3 * h, 0.22 * w
+    clips, masks = [], []
+    for t in range(frames):
+        cx = 0.25 * w + speed * t
+        mask = (((xs - cx) / rx) ** 2 + ((ys - 0.5 * h) / ry) ** 2 <= 1.0).float()
+        # Object pixel (x, y) shows its texture at (x - cx + w/2, y): it moves rigidly.
+        grid = torch.stack((2 * (xs - cx + w / 2) / (w - 1) - 1, 2 * ys / (h - 1) - 1), -1)[None]
+        obj = F.grid_sample(texture[None], grid, align_corners=True)[0].permute(1, 2, 0)
+        clips.append(background[t] * (1 - mask[..., None]) + obj * mask[..., None])
+        masks.append(mask)
+    return torch.stack(clips).clamp(0, 1), torch.stack(masks)

@@ -29,6 +29,7 @@ from ..errors import DeflickerInputError
 from ..shots import ShotConfig, detect_scene_cuts, shot_ranges
 from .config import AtlasConfig
 from .fit import fit_atlas
+from .masks import prepare_masks
 from .neural_atlas import NeuralAtlas
 
 ProgressFn = Callable[[int, int], None]
@@ -135,10 +136,13 @@ def fit_clip_atlas(
     config: AtlasConfig | None = None,
     shots: ShotConfig | None = None,
     on_progress: ProgressFn | None = None,
+    masks: torch.Tensor | None = None,
 ) -> ClipAtlas:
     """Fit atlases to a clip [T,H,W,C] (0..1): one per shot, long shots in overlapping segments.
 
     Deterministic for a given seed. The clip is not copied: every segment is fitted on a view.
+    `masks` (foreground, any form `fit_atlas` takes) make every segment's atlas two-layer where
+    the segment's part of the masks separates anything (see `fit_atlas`).
     """
     config = config or AtlasConfig()
     shots = shots or ShotConfig()
@@ -146,6 +150,12 @@ def fit_clip_atlas(
     t0 = time.perf_counter()
     frames = prepare_clip(frames, "frames")
     num, h, w, _ = frames.shape
+    if masks is not None:
+        if config.preset != "fast":
+            raise DeflickerInputError(
+                f"Masks (two layers) need the 'fast' preset; the {config.preset!r} preset fits "
+                "one layer. Disconnect the mask or choose preset 'fast'.")
+        masks = prepare_masks(masks, num, (h, w))  # one [T,H,W] batch, sliced per segment
     starts = detect_scene_cuts(frames, shots.cut_sensitivity) if shots.scene_cuts else [0]
     t_cuts = time.perf_counter() - t0
     layout = [seg for a, b in shot_ranges(starts, num)
@@ -158,7 +168,8 @@ def fit_clip_atlas(
             if on_progress is not None:
                 on_progress(round((done + size * (d / t if t else 1.0)) * 1000 / total), 1000)
 
-        atlas = fit_atlas(frames[a:b], config, report)
+        atlas = fit_atlas(frames[a:b], config, report,
+                          masks=None if masks is None else masks[a:b])
         segments.append(AtlasSegment(a, b, atlas))
         done += b - a
     brightness = frame_brightness(frames)

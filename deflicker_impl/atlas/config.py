@@ -33,6 +33,11 @@ class AtlasConfig:
     texture_lr: float = 0.03
     mapping_lr: float = 2e-3
     backprojection_steps: int = 3  # sharpening of the full-resolution texture after the fit
+    # fast preset with masks (two layers, fit_layered.py) --------------------------------------
+    mask_weight: float = 1.0  # mask-bootstrap loss on alpha at the start ...
+    mask_weight_floor: float = 0.1  # ... decaying to this fraction of it ...
+    mask_decay: float = 0.2  # ... with this time constant (fraction of the iterations)
+    alpha_lr: float = 0.05  # alpha's logit image in the foreground atlas
     # paper preset -----------------------------------------------------------------------------
     paper_samples: int = 10000  # random pixels per iteration
     paper_lr: float = 1e-4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -10,16 +11,24 @@ from ..clip import prepare_clip
 from ..device import resolve_device
 from ..errors import DeflickerInputError
 from .config import PRESETS, AtlasConfig
+from .masks import mask_coverage_problem, prepare_masks
 from .neural_atlas import NeuralAtlas
+
+log = logging.getLogger(__name__)
 
 
 def fit_atlas(
     frames: torch.Tensor,
     config: AtlasConfig | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    masks: torch.Tensor | None = None,
 ) -> NeuralAtlas:
-    """Fit a single-layer neural atlas to a clip [T,H,W,C] (C = 1, 3 or 4; values 0..1).
+    """Fit a neural atlas to a clip [T,H,W,C] (C = 1, 3 or 4; values 0..1).
 
+    Without `masks`: one layer. With foreground masks ([T,H,W], [H,W] or one mask for all
+    frames; any resolution of the clip's aspect ratio; 1 = foreground) the fast preset fits a
+    foreground and a background layer (fit_layered.py); masks that select nothing or everything
+    give one layer and a logged warning (`stats["layers_note"]`). The paper preset refuses masks.
     Deterministic for a given `config.seed` on a given device. Any frame count >= 1 and any
     frame size; the atlas renders back at exactly the input size.
     """
@@ -37,7 +46,14 @@ def fit_atlas(
         # No copy, even of an inference tensor (ComfyUI's IMAGE): the fit only reads the
         # full-resolution frames through resampling and splats, never saves them for backward.
         frames = prepare_clip(frames, "frames")
-        if config.preset == "fast":
+        layer_masks, note = _layer_masks(masks, frames, config)
+        if layer_masks is not None:
+            from .fit_layered import fit_layered_atlas
+
+            if frames.is_inference():  # the layered fit keeps frames for its alpha updates
+                frames = frames.clone()
+            model, stats = fit_layered_atlas(frames, layer_masks, config, device, on_progress)
+        elif config.preset == "fast":
             from .fit_fast import fit_texture_atlas
 
             model, stats = fit_texture_atlas(frames, config, device, on_progress)
@@ -45,4 +61,24 @@ def fit_atlas(
             from .fit_paper import fit_mlp_atlas
 
             model, stats = fit_mlp_atlas(frames, config, device, on_progress)
+        if note:
+            stats["layers_note"] = note
     return NeuralAtlas(config, frames.shape[0], (frames.shape[1], frames.shape[2]), model, stats)
+
+
+def _layer_masks(masks, frames: torch.Tensor, config: AtlasConfig):
+    """(foreground masks [T,H,W] for a two-layer fit, or None; a note when masks were dropped)."""
+    if masks is None:
+        return None, None
+    if config.preset != "fast":
+        raise DeflickerInputError(
+            f"Masks (two layers) need the 'fast' preset; the {config.preset!r} preset fits one "
+            "layer. Disconnect the mask or choose preset 'fast'.")
+    num, h, w, _ = frames.shape
+    masks = prepare_masks(masks, num, (h, w))
+    problem = mask_coverage_problem(masks)
+    if problem is None:
+        return masks, None
+    note = f"one layer fitted: {problem}, so there is nothing to separate into two layers."
+    log.warning("FitNeuralAtlas: %s Check the mask (a segmenter that found nothing?).", note)
+    return None, note

@@ -25,12 +25,17 @@ class NeuralAtlas:
     model: object
     stats: dict = field(default_factory=dict)
 
+    @property
+    def num_layers(self) -> int:
+        """1, or 2 for a foreground/background atlas fitted with masks."""
+        return int(getattr(self.model, "num_layers", 1))
+
     def render(self, start: int, stop: int, device: torch.device | None = None) -> torch.Tensor:
         """Atlas reconstruction of frames [start, stop) at the clip's size -> [n,H,W,3] on CPU."""
         return self.model.render(start, stop, self.frame_hw, device)
 
     def texture_preview(self) -> torch.Tensor:
-        """The shared atlas image as [1,h,w,3] in 0..1."""
+        """The shared atlas image as [1,h,w,3] in 0..1 (two layers: foreground | background)."""
         return self.model.texture_preview()
 
 

@@ -96,9 +96,9 @@ def splat_to_texture(
     a: torch.Tensor, colours: torch.Tensor, texture: AtlasTexture, shape: tuple[int, int],
     accum: torch.Tensor | None = None, weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bilinear forward splat of colours [n,3,h,w] at atlas points a [n,h,w,2] into a texel grid.
+    """Bilinear forward splat of colours [n,C,h,w] at atlas points a [n,h,w,2] into a texel grid.
 
-    Returns (accumulated colour [3,Ht*Wt], accumulated weight [Ht*Wt]); pass them back in to
+    Returns (accumulated colour [C,Ht*Wt], accumulated weight [Ht*Wt]); pass them back in to
     accumulate over chunks. Dividing the two is the least-squares-flavoured average texture.
     """
     ht, wt = shape
@@ -107,9 +107,10 @@ def splat_to_texture(
     y = (g[:, 1] + 1.0) * 0.5 * ht - 0.5
     x0, y0 = x.floor(), y.floor()
     fx, fy = x - x0, y - y0
-    c = colours.permute(1, 0, 2, 3).reshape(3, -1)
+    channels = colours.shape[1]
+    c = colours.permute(1, 0, 2, 3).reshape(channels, -1)
     if accum is None:
-        accum = torch.zeros(3, ht * wt, dtype=colours.dtype, device=colours.device)
+        accum = torch.zeros(channels, ht * wt, dtype=colours.dtype, device=colours.device)
         weight = torch.zeros(ht * wt, dtype=colours.dtype, device=colours.device)
     for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
                         (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
