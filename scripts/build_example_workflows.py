@@ -49,6 +49,15 @@ Generated frames carry no frame rate: set CreateVideo's fps to the one you gener
 Tip: deflicker before upscaling (faster, same result); set fit_resolution higher (256-384) only if the atlas preview looks too coarse."""
 
 
+SAM_NOTE = """Deflicker with a foreground layer (Segment Anything)
+
+When an object (a person, an animal, a car) moves over its background, one atlas smears the two together. With a foreground mask FitNeuralAtlas fits two atlases, one for the object and one for the background (the texture preview shows both side by side).
+
+1. Put a Segment Anything checkpoint into ComfyUI/models/sams: sam_vit_b_01ec64.pth (fastest), sam_vit_l_0b3195.pth or sam_vit_h_4b8939.pth, from the segment-anything repository's 'Model Checkpoints' (nothing is downloaded for you). Pick it in SAM Loader.
+2. In SAM Video Mask, click-free prompting: give 'x,y' points on the object (pixels of frame 'frame_index'), or a box 'x0,y0,x1,y1'. The mask is carried from frame to frame; check it in the red-tinted preview.
+3. The rest is the plain deflicker chain. A mask that finds nothing (or everything) falls back to one atlas."""
+
+
 def host_definitions() -> dict[str, dict]:
     from comfy_host import ComfyInProcess
 
@@ -127,10 +136,31 @@ def after_generation(defs) -> dict:
     return g.to_json()
 
 
+def sam_foreground(defs) -> dict:
+    g = UiGraph(defs)
+    g.note(SAM_NOTE, (0, -330), size=(600, 300), title="Read me")
+    _, parts = load_and_split(g, 0, 0)
+    loader = g.add("DeflickerSAMLoader", (0, 360), {"checkpoint": "sam_vit_b_01ec64.pth"},
+                   size=(300, 90))
+    mask = g.add("DeflickerSAMVideoMask", (320, 360),
+                 {"frame_index": 0, "positive_points": "192,120"}, size=(300, 200))
+    g.connect(loader, 0, mask, "sam")
+    g.connect(parts, 0, mask, "images")
+    preview = g.add("PreviewImage", (320, 600), size=(300, 260), title="Mask check")
+    g.connect(mask, 1, preview, "images")
+    fit, flt = atlas_and_filter(g, parts, 660, 0)
+    g.connect(mask, 0, fit, "masks")
+    refine = g.add("LocalFlickerRefine", (1320, 0), size=(300, 80))
+    g.connect(flt, 0, refine, "images")
+    save_video(g, (refine, 0), parts, 1650, 0, "video/deflickered_two_layers")
+    return g.to_json()
+
+
 WORKFLOWS = {
     "deflicker_video": deflicker_video,
     "deflicker_compare_metrics": compare_with_metrics,
     "deflicker_after_generation": after_generation,
+    "deflicker_sam_foreground": sam_foreground,
 }
 
 

@@ -124,3 +124,16 @@ def make_clip():
         return read_clip(Path(folder) / name)  # what the host will decode
 
     return _make
+
+
+@pytest.fixture
+def sam_checkpoint_in_comfy(comfy):
+    """A tiny random Segment Anything checkpoint in the host's models/sams (the example
+    workflow with a foreground layer needs one; no real checkpoint can be had offline)."""
+    from sam_checkpoints import tiny_sam_checkpoint
+
+    path = comfy.base / "models" / "sams" / "sam_tiny_ci.pth"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tiny_sam_checkpoint(path)
+    return path
