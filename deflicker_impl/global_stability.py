@@ -62,3 +62,34 @@ def _frame_mean(frame: torch.Tensor) -> torch.Tensor:
     if not frame.dtype.is_floating_point:
         return frame.double().mean(dim=(0, 1)) / 255.0
     return frame.double().mean(dim=(0, 1))
+
+
+def remove_global_drift(
+    frames: torch.Tensor,
+    reference_means: torch.Tensor,
+    window: int = 9,
+    eps: float = 1e-3,
+    shot_starts: list[int] | None = None,
+) -> torch.Tensor:
+    """Divide out the slow part of the global colour change from `reference_means` [T,3] (the
+    per-frame per-channel means of the clip `frames` [T,H,W,3] was made from) to `frames`,
+    keeping its fast part. In place on `frames`; returns it.
+
+    The local refinement carries colour along the motion from frame to frame, so small errors
+    of its global colour add up over a shot; the fast part of its change is the flicker it
+    removed, the slow part is that drift. (The opposite split of `stabilise_global_colour`.)
+    The window restarts at every shot start.
+    """
+    t = frames.shape[0]
+    if window <= 1 or t < 2:
+        return frames
+    mean_out = torch.stack([_frame_mean(frames[i]) for i in range(t)])
+    log_ratio = mean_out.clamp_min(eps).log() - reference_means.double().clamp_min(eps).log()
+    bounds = sorted(set(shot_starts or []) | {0, t})
+    drift = torch.zeros_like(log_ratio)
+    for a, b in itertools.pairwise(bounds):
+        drift[a:b] = temporal_moving_average(log_ratio[a:b], window)
+    gains = (-drift).exp().float()
+    for i in range(t):
+        frames[i].mul_(gains[i]).clamp_(0.0, 1.0)
+    return frames

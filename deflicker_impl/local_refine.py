@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from .device import resolve_device
 from .errors import DeflickerInputError, WeightsError
 from .flow import flow_with_occlusion
+from .global_stability import remove_global_drift
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
 from .weights import default_weights_path, load_network
@@ -42,6 +43,9 @@ class RefineConfig:
     # frames, measured at most at this long side (the flow is smooth; larger is slower only).
     flow_long_side: int = 640
     flow_preset: str = "medium"  # DIS preset: "ultrafast" | "fast" | "medium"
+    # Frames over which the output's global colour may drift from the filtered input's before
+    # it is divided out (global_stability.remove_global_drift); 0 or 1: left as the net made it.
+    drift_window: int = 9
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":
@@ -98,9 +102,11 @@ def apply_local_refine(
     overlap = max(0, min(cfg.tile_overlap, cfg.tile_size // 2))
     states: dict[tuple[int, int], object] = {}
     prev_filtered = prev_output = None
+    input_means = torch.empty(t, 3, dtype=torch.float64)
     with torch.inference_mode():
         for i in range(t):
             current = _chunk_as_batch(frames, i, i + 1, "frames", device, torch.float32)
+            input_means[i] = current[0].double().mean(dim=(1, 2)).cpu()
             if i in restarts:
                 states.clear()  # a new shot: start as at the first frame
                 prev_filtered = None
@@ -116,6 +122,8 @@ def apply_local_refine(
             prev_filtered, prev_output = current, refined
             if on_progress is not None:
                 on_progress(i + 1, t)
+        remove_global_drift(result, input_means, cfg.drift_window,
+                            shot_starts=sorted(restarts))
     return result
 
 

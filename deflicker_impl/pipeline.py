@@ -27,7 +27,7 @@ from .progress import ProgressFn, StageProgress
 from .shots import ShotConfig
 
 STAGES = ("atlas", "filter", "refine")
-DEFAULT_STOP_AFTER = "filter"  # the last stage run unless told; see README (refine: opt-in)
+DEFAULT_STOP_AFTER = "refine"  # the last stage run unless told: the whole pipeline
 INTERMEDIATE_DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
 
 

@@ -19,10 +19,9 @@ class LocalFlickerRefine:
 
     DESCRIPTION = (
         "A small recurrent network that looks at the previous output and steadies regions whose "
-        "colour or brightness still pulses after the neural filter. Runs frame by frame with "
-        "bounded memory. Connect NeuralFilter's images. Experimental: the shipped weights "
-        "steady synthetic flicker but can leave real clips slightly less steady than the "
-        "filter alone (see the README's benchmark)."
+        "colour or brightness still pulses after the neural filter. It aligns the previous "
+        "frame with optical flow and can only change local colour, never structure. Runs "
+        "frame by frame with bounded memory. Connect NeuralFilter's images."
     )
     CATEGORY = CATEGORY
     FUNCTION = "refine"

@@ -30,7 +30,7 @@ DEFLICKER_NOTE = """Deflicker a video
 1. LoadVideo: pick your clip (the pack puts its demo clip demo_flicker.mp4 into ComfyUI/input when ComfyUI starts).
 2. FitNeuralAtlas fits one shared image to the whole clip: steady colour, blurry structure (preview below). 'fast' takes seconds per clip on a GPU, about 0.25 s per frame on a CPU.
 3. NeuralFilter takes the structure from each original frame and the colour from the atlas.
-4. LocalFlickerRefine (experimental) steadies what local flicker is left. If your result looks worse with it, bypass it (select it, Ctrl+B).
+4. LocalFlickerRefine steadies what local flicker is left (it follows the motion and changes local colour only). To compare, bypass it (select it, Ctrl+B).
 5. CreateVideo uses the input's own frame rate (the fps link), SaveVideo writes ComfyUI/output/video/.
 
 Long clips, scene cuts, memory: see the Troubleshooting section of the README."""
