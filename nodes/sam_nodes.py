@@ -46,9 +46,11 @@ class DeflickerSAMLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
+        choices = sam_checkpoint_choices() or [NO_CHECKPOINT]
         return {
             "required": {
-                "checkpoint": (sam_checkpoint_choices() or [NO_CHECKPOINT], {
+                "checkpoint": (choices, {
+                    "default": choices[0],
                     "tooltip": "A SAM checkpoint in models/sams: "
                                f"{', '.join(CHECKPOINT_FILES.values())} (.pth or .safetensors)."}),
                 "device": (["auto", "cpu"], {

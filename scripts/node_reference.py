@@ -30,6 +30,10 @@ def _type_and_default(spec) -> tuple[str, str]:
     if isinstance(kind, list) and any(str(c).endswith(".safetensors") for c in kind):
         # the files found in models/deflicker differ from one installation to the next
         return "a `.safetensors` file", f"`{options.get('default', kind[0])}`"
+    if isinstance(kind, list) and any(str(c).endswith((".pth", ".pt")) or
+                                      str(c).startswith("(no checkpoint") for c in kind):
+        # SAM checkpoints: whatever models/sams holds on this installation
+        return "a checkpoint file in `models/sams`", "the first file found"
     if isinstance(kind, list):
         shown = ", ".join(f"`{c}`" for c in kind[:6]) + (", ..." if len(kind) > 6 else "")
         return f"one of {shown}", f"`{options.get('default', kind[0] if kind else '')}`"
