@@ -45,16 +45,8 @@ def stabilise_global_colour(
     mean_out = torch.stack([_frame_mean(frames[i]) for i in range(t)])
     mean_atlas = torch.stack([_frame_mean(atlas_frames[i]) for i in range(t)])
     log_ratio = mean_atlas.clamp_min(eps).log() - mean_out.clamp_min(eps).log()  # [T,3]
-    bounds = sorted(set(shot_starts or []) | {0, t})
-    jitter = torch.zeros_like(log_ratio)
-    for a, b in itertools.pairwise(bounds):
-        if b - a >= 3:
-            part = log_ratio[a:b]
-            jitter[a:b] = part - temporal_moving_average(part, window)
-    gains = jitter.exp().float()
-    for i in range(t):
-        frames[i].mul_(gains[i]).clamp_(0.0, 1.0)
-    return frames
+    slow = _per_shot_moving_average(log_ratio, window, shot_starts, min_frames=3)
+    return _apply_log_gains(frames, log_ratio - slow)
 
 
 def _frame_mean(frame: torch.Tensor) -> torch.Tensor:
@@ -85,11 +77,25 @@ def remove_global_drift(
         return frames
     mean_out = torch.stack([_frame_mean(frames[i]) for i in range(t)])
     log_ratio = mean_out.clamp_min(eps).log() - reference_means.double().clamp_min(eps).log()
+    return _apply_log_gains(frames, -_per_shot_moving_average(log_ratio, window, shot_starts))
+
+
+def _per_shot_moving_average(x: torch.Tensor, window: int, shot_starts: list[int] | None,
+                             min_frames: int = 1) -> torch.Tensor:
+    """Moving average of x [T,C] restarted at every shot start; shots shorter than
+    `min_frames` are kept as they are (too short to tell slow from fast)."""
+    t = x.shape[0]
     bounds = sorted(set(shot_starts or []) | {0, t})
-    drift = torch.zeros_like(log_ratio)
+    out = x.clone()
     for a, b in itertools.pairwise(bounds):
-        drift[a:b] = temporal_moving_average(log_ratio[a:b], window)
-    gains = (-drift).exp().float()
-    for i in range(t):
+        if b - a >= min_frames:
+            out[a:b] = temporal_moving_average(x[a:b], window)
+    return out
+
+
+def _apply_log_gains(frames: torch.Tensor, log_gains: torch.Tensor) -> torch.Tensor:
+    """Multiply frame i of [T,H,W,3] by exp(log_gains[i]) ([T,3]) in place, clamped to 0..1."""
+    gains = log_gains.exp().float()
+    for i in range(frames.shape[0]):
         frames[i].mul_(gains[i]).clamp_(0.0, 1.0)
     return frames
