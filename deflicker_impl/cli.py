@@ -89,8 +89,9 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                          max_segment_frames=args.max_segment_frames,
                          segment_overlap=args.segment_overlap),
         intermediate_dtype=args.intermediate_dtype, in_place=True)  # the decoded frames are ours
+    masks = _foreground_masks(args, clip.frames)
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
-    result = run_pipeline(clip.frames, config, progress)
+    result = run_pipeline(clip.frames, config, progress, masks=masks)
     written = _write_output(out_path, result.frames, clip.fps)
     print(f"wrote {written}", file=sys.stderr)
     if args.save_atlas_frames:
@@ -99,9 +100,40 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
         write_clip(Path(args.save_texture), result.atlas.texture_preview(), clip.fps)
     summary = {"output": str(written), "frames": t, "width": w, "height": h,
                "fps": float(clip.fps), "shot_starts": result.atlas.shot_starts,
-               "segments": result.atlas.segment_ranges(), "seconds": result.seconds_per_stage}
+               "segments": result.atlas.segment_ranges(),
+               "layers": max(seg.atlas.num_layers for seg in result.atlas.segments),
+               "seconds": result.seconds_per_stage}
     print(json.dumps(summary))
     return 0
+
+
+def _foreground_masks(args: argparse.Namespace, frames):
+    """The foreground MASK batch [T,H,W] for a two-layer atlas, or None: read from --masks
+    (a video or a folder of images, white = foreground; any size, one frame = every frame),
+    or segmented with Segment Anything from --sam-checkpoint and prompts on --sam-frame."""
+    prompts = (args.sam_points, args.sam_negative_points, args.sam_box)
+    if args.masks and args.sam_checkpoint:
+        raise DeflickerInputError("Give either --masks or --sam-checkpoint, not both.")
+    if args.masks:
+        from .video_io import read_clip
+
+        return read_clip(args.masks).frames.mean(dim=-1)
+    if not args.sam_checkpoint:
+        if any(prompts):
+            raise DeflickerInputError("--sam-points/--sam-negative-points/--sam-box need "
+                                      "--sam-checkpoint (a Segment Anything .pth file).")
+        return None
+    from .sam import load_sam, masks_from_prompts, parse_box, parse_points
+
+    positive = parse_points(args.sam_points, "--sam-points")
+    negative = parse_points(args.sam_negative_points, "--sam-negative-points")
+    box = parse_box(args.sam_box)
+    if not positive and box is None:
+        raise DeflickerInputError("Segment Anything needs a prompt: --sam-points \"x,y; x,y\" "
+                                  "and/or --sam-box \"x0,y0,x1,y1\" (pixels of --sam-frame).")
+    sam = load_sam(args.sam_checkpoint, args.device)
+    return masks_from_prompts(sam, frames, args.sam_frame, positive, negative, box,
+                              on_progress=TerminalProgress("segment", enabled=not args.quiet))
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
@@ -199,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
                    help="storage of the atlas frames between atlas and filter (default "
                         "%(default)s: a quarter of float32's memory)")
+    d.add_argument("--masks", default=None,
+                   help="foreground masks (video or folder of images, white = object): "
+                        "fit a two-layer atlas (foreground + background)")
+    d.add_argument("--sam-checkpoint", default=None,
+                   help="Segment Anything checkpoint (sam_vit_b/l/h .pth): segment the "
+                        "foreground from the prompts below and fit a two-layer atlas")
+    d.add_argument("--sam-points", default=None, help='object points "x,y; x,y" (pixels)')
+    d.add_argument("--sam-negative-points", default=None,
+                   help='background points "x,y; x,y" (pixels)')
+    d.add_argument("--sam-box", default=None, help='object box "x0,y0,x1,y1" (pixels)')
+    d.add_argument("--sam-frame", type=int, default=0, help="frame the prompts refer to")
     d.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     d.add_argument("--filter-weights", default=None,

@@ -1,10 +1,13 @@
-"""Removing the global frame-to-frame colour jitter that a per-frame network leaves behind.
+"""Keeping the global (per-frame, per-channel mean) colour of the later stages steady.
 
 The neural filter sees one frame at a time, so its small per-frame colour errors add a faint
 global flicker of their own. The atlas frames are, by construction, steady. For each frame and
 channel we compare the output's mean with the atlas frame's mean; the slowly varying part of that
 ratio (content the atlas lacks, such as a moving object) is kept, and only its fast part — the
-jitter — is divided out.
+jitter — is divided out (`stabilise_global_colour`).
+
+The local refinement carries colour from frame to frame; its global change is bounded so that it
+can only steady the global colour, never add jitter or drift (`bound_global_change`).
 """
 
 from __future__ import annotations
@@ -56,28 +59,53 @@ def _frame_mean(frame: torch.Tensor) -> torch.Tensor:
     return frame.double().mean(dim=(0, 1))
 
 
-def remove_global_drift(
+def bound_global_change(
     frames: torch.Tensor,
     reference_means: torch.Tensor,
-    window: int = 9,
+    window: int = 5,
     eps: float = 1e-3,
     shot_starts: list[int] | None = None,
 ) -> torch.Tensor:
-    """Divide out the slow part of the global colour change from `reference_means` [T,3] (the
-    per-frame per-channel means of the clip `frames` [T,H,W,3] was made from) to `frames`,
-    keeping its fast part. In place on `frames`; returns it.
+    """Keep the global colour change from a reference clip to `frames` [T,H,W,3] only where it
+    steadies the global colour. In place on `frames`; returns it.
 
-    The local refinement carries colour along the motion from frame to frame, so small errors
-    of its global colour add up over a shot; the fast part of its change is the flicker it
-    removed, the slow part is that drift. (The opposite split of `stabilise_global_colour`.)
-    The window restarts at every shot start.
+    `reference_means` [T,3] are the per-frame per-channel means of the clip `frames` was made
+    from. Its steady global colour is the per-shot temporal median over `window` frames (a
+    median keeps real steps, such as a light switched on, and drops one- or two-frame
+    jitter). Per frame and channel, the change of the log mean is clamped to the interval
+    between no change and the change that would put the frame on that steady trajectory. The
+    local refinement may so remove global flicker that the earlier stages left, but it can
+    neither add global jitter nor let the colour wander over a shot (its recursion carries
+    colour from frame to frame, so small global errors would otherwise add up).
     """
     t = frames.shape[0]
     if window <= 1 or t < 2:
         return frames
     mean_out = torch.stack([_frame_mean(frames[i]) for i in range(t)])
-    log_ratio = mean_out.clamp_min(eps).log() - reference_means.double().clamp_min(eps).log()
-    return _apply_log_gains(frames, -_per_shot_moving_average(log_ratio, window, shot_starts))
+    log_ref = reference_means.double().clamp_min(eps).log()
+    change = mean_out.clamp_min(eps).log() - log_ref
+    towards_steady = _per_shot_median(log_ref, window, shot_starts) - log_ref
+    allowed = torch.minimum(torch.maximum(change, towards_steady.clamp(max=0.0)),
+                            towards_steady.clamp(min=0.0))
+    return _apply_log_gains(frames, allowed - change)
+
+
+def temporal_median(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Centred running median of x [T,C] over `window` frames (odd), edges replicated."""
+    half = window // 2
+    if half < 1 or x.shape[0] < 2:
+        return x.clone()
+    padded = torch.cat([x[:1].expand(half, -1), x, x[-1:].expand(half, -1)])
+    return padded.unfold(0, 2 * half + 1, 1).median(dim=-1).values
+
+
+def _per_shot_median(x: torch.Tensor, window: int, shot_starts: list[int] | None) -> torch.Tensor:
+    t = x.shape[0]
+    bounds = sorted(set(shot_starts or []) | {0, t})
+    out = x.clone()
+    for a, b in itertools.pairwise(bounds):
+        out[a:b] = temporal_median(x[a:b], window)
+    return out
 
 
 def _per_shot_moving_average(x: torch.Tensor, window: int, shot_starts: list[int] | None,

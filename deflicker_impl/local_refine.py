@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from .device import resolve_device
-from .errors import DeflickerInputError, WeightsError
+from .errors import DeflickerInputError
 from .flow import flow_with_occlusion
-from .global_stability import remove_global_drift
+from .global_stability import bound_global_change
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
 from .weights import default_weights_path, load_network
@@ -43,9 +43,10 @@ class RefineConfig:
     # frames, measured at most at this long side (the flow is smooth; larger is slower only).
     flow_long_side: int = 640
     flow_preset: str = "medium"  # DIS preset: "ultrafast" | "fast" | "medium"
-    # Frames over which the output's global colour may drift from the filtered input's before
-    # it is divided out (global_stability.remove_global_drift); 0 or 1: left as the net made it.
-    drift_window: int = 9
+    # The net's change of each frame's global colour is kept only where it moves the frame
+    # towards the filtered clip's steady global colour, a temporal median over this many frames
+    # (global_stability.bound_global_change); 0 or 1: left as the net made it.
+    global_window: int = 5
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":
@@ -59,14 +60,9 @@ def load_local_refine(config: RefineConfig | None = None) -> LocalRefineNet:
     cfg = config or RefineConfig()
     path = cfg.resolved_weights_path().expanduser().resolve()
     device = resolve_device(cfg.device)
-    if not path.is_file():
-        raise WeightsError(
-            f"Local refinement weights {path} not found. The pack ships "
-            f"weights/{DEFAULT_WEIGHTS_NAME}; put it back, pick another file, or train one with "
-            "`python -m deflicker_impl.train refine ... --export FILE`."
-        )
     return load_network(path, WEIGHTS_KIND, LocalRefineNet, RefineNetConfig.from_json,
-                        str(device))
+                        str(device), label="Local refinement",
+                        shipped_name=DEFAULT_WEIGHTS_NAME, train_stage="refine")
 
 
 def apply_local_refine(
@@ -122,7 +118,7 @@ def apply_local_refine(
             prev_filtered, prev_output = current, refined
             if on_progress is not None:
                 on_progress(i + 1, t)
-        remove_global_drift(result, input_means, cfg.drift_window,
+        bound_global_change(result, input_means, cfg.global_window,
                             shot_starts=sorted(restarts))
     return result
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .device import resolve_device
-from .errors import DeflickerInputError, WeightsError
+from .errors import DeflickerInputError
 from .filter_net import FilterNetConfig, NeuralFilterNet
 from .global_stability import stabilise_global_colour
 from .weights import default_weights_path, load_network
@@ -58,14 +58,9 @@ def load_neural_filter(config: FilterConfig | None = None) -> NeuralFilterNet:
     path = cfg.resolved_weights_path().expanduser().resolve()
     device = resolve_device(cfg.device)
     dtype = _resolve_dtype(cfg.dtype, device)
-    if not path.is_file():
-        raise WeightsError(
-            f"Neural filter weights {path} not found. The pack ships "
-            f"weights/{DEFAULT_WEIGHTS_NAME}; put it back, pick another file, or train one with "
-            "`python -m deflicker_impl.train filter ... --export FILE`."
-        )
     return load_network(path, WEIGHTS_KIND, NeuralFilterNet, FilterNetConfig.from_json,
-                        str(device), dtype)
+                        str(device), dtype, label="Neural filter",
+                        shipped_name=DEFAULT_WEIGHTS_NAME, train_stage="filter")
 
 
 def apply_neural_filter(

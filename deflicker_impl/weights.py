@@ -152,14 +152,25 @@ def load_network(
     config_from_json,
     device: str,
     dtype=None,
+    *,
+    label: str = "Network",
+    shipped_name: str | None = None,
+    train_stage: str | None = None,
 ) -> nn.Module:
     """The network a weights file describes: built from its 'arch' metadata with
     `network_class(config_from_json(arch))`, loaded, frozen, in eval mode on `device`.
 
     Cached per (file, its modification time and size, device, dtype): nodes call this on every
-    run, and a re-exported file is picked up. The caller checks that the file exists, so that its
-    message can say where the file should come from.
+    run, and a re-exported file is picked up. A missing file raises WeightsError naming it, the
+    file the pack ships (`shipped_name`) and the training command (`train_stage`).
     """
+    if not Path(path).is_file():
+        fixes = [f"put back weights/{shipped_name} (the pack ships it)"] if shipped_name else []
+        fixes.append("pick another file")
+        if train_stage:
+            fixes.append(f"train one with `python -m deflicker_impl.train {train_stage} ... "
+                         "--export FILE`")
+        raise WeightsError(f"{label} weights {path} not found: {', '.join(fixes)}.")
     stat = os.stat(path)
     return _load_network_cached(str(path), stat.st_mtime_ns, stat.st_size, kind, network_class,
                                 config_from_json, device, dtype)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from synthetic_clips import global_gain_flicker, panning_clip
+from synthetic_clips import global_gain_flicker, moving_object_clip, panning_clip
 
 from deflicker_impl.metrics import flicker_index
 from deflicker_impl.video_io import read_clip, write_clip
@@ -55,7 +55,8 @@ def test_help_documents_every_option():
     res = run_cli("deflicker", "--help")
     for option in ("--stop-after", "--preset", "--iterations", "--fit-long-side",
                    "--atlas-resolution", "--seed", "--device", "--filter-weights",
-                   "--save-atlas-frames", "--save-texture", "--quiet", "--refine-weights"):
+                   "--save-atlas-frames", "--save-texture", "--quiet", "--refine-weights",
+                   "--masks", "--sam-checkpoint", "--sam-points", "--sam-box"):
         assert option in res.stdout
     assert "refine" in res.stdout
 
@@ -77,6 +78,29 @@ def test_missing_refine_weights_are_named(flickering_mp4, tmp_path):
                   str(tmp_path / "no_such_refine.safetensors"))
     assert res.returncode == 2
     assert "no_such_refine.safetensors" in res.stderr
+
+
+def test_masks_from_files_or_segment_anything_fit_two_layers(tmp_path):
+    from sam_checkpoints import tiny_sam_checkpoint
+
+    clip, masks = moving_object_clip(frames=6, h=32, w=48)
+    src = write_clip(tmp_path / "obj.mp4", global_gain_flicker(clip, 0.3), 10)
+    # Masks as a folder of images at half the size (resized to the frames on the way in).
+    mask_dir = write_clip(tmp_path / "masks", masks[:, ::2, ::2, None].expand(-1, -1, -1, 3))
+    res = run_cli("deflicker", str(src), str(tmp_path / "o.mp4"), "--stop-after", "atlas",
+                  "--iterations", "30", "--quiet", "--masks", str(mask_dir))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["layers"] == 2
+
+    sam = tiny_sam_checkpoint(tmp_path / "tiny_sam.pth")
+    res = run_cli("deflicker", str(src), str(tmp_path / "o2.mp4"), "--stop-after", "atlas",
+                  "--iterations", "30", "--quiet", "--sam-checkpoint", str(sam),
+                  "--sam-box", "10,6,30,26")
+    assert res.returncode == 0, res.stderr
+    assert read_clip(tmp_path / "o2.mp4").frames.shape == read_clip(src).frames.shape
+
+    res = run_cli("deflicker", str(src), str(tmp_path / "o3.mp4"), "--sam-points", "5,5")
+    assert res.returncode == 2 and "--sam-checkpoint" in res.stderr
 
 
 @pytest.mark.parametrize("make_args,message", [

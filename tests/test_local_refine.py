@@ -120,7 +120,7 @@ def test_full_colour_transfer_holds_a_flickering_static_scene_to_its_first_frame
     net = build_local_refine(SMALL).eval()  # colour_transfer, flow-aligned
     with torch.no_grad():
         net.to_field.bias.fill_(1.0)
-    out = apply_local_refine(flickered, RefineConfig(drift_window=0), net=net)  # the net alone
+    out = apply_local_refine(flickered, RefineConfig(global_window=0), net=net)  # the net alone
     reference = compute_warp_reference(clean)
     assert warping_error(out, reference) < 0.1 * warping_error(flickered, reference)
     assert float((out - out[:1]).abs().mean()) < 0.01

@@ -195,7 +195,9 @@ def _expect_weights_error(path: Path, *words: str) -> None:
 
 
 def test_missing_weights_file_names_the_file(tmp_path):
-    _expect_weights_error(tmp_path / "absent.safetensors", "not found")
+    _expect_weights_error(tmp_path / "absent.safetensors", "not found",
+                          "weights/neural_filter.safetensors",
+                          "python -m deflicker_impl.train filter")
 
 
 def test_truncated_weights_file_names_the_file(tmp_path):
