@@ -40,7 +40,10 @@ class FilterConfig:
     # Frames over which the output's global colour may drift from the atlas's; faster changes
     # (the filter's own per-frame jitter) are removed. 0 or 1: off.
     global_window: int = 9
-    dtype: str = "float32"  # "float32" | "float16" | "bfloat16" (half types: GPU only)
+    # "float32" | "float16" | "bfloat16". The half types are for GPUs: measured on the CPU (same
+    # numerics), float16 changed the output by 74 dB PSNR, bfloat16 by 56 dB, the PSNR to the
+    # clean clip by at most 0.02 dB; but there they run about 20x slower, so they are refused.
+    dtype: str = "float32"
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":
@@ -119,9 +122,9 @@ def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name not in DTYPES:
         raise DeflickerInputError(f"Unknown dtype {name!r}; use one of {sorted(DTYPES)}.")
     dtype = DTYPES[name]
-    if device.type == "cpu" and dtype == torch.float16:
+    if device.type == "cpu" and dtype != torch.float32:
         raise DeflickerInputError(
-            "float16 is not supported on the CPU (slow and imprecise there); use float32."
+            f"{name} is for GPUs: on the CPU it runs about 20x slower than float32; use float32."
         )
     return dtype
 

@@ -6,7 +6,13 @@ import torch
 from synthetic_clips import global_gain_flicker, panning_clip
 
 from deflicker_impl.flow import flow_with_occlusion
-from deflicker_impl.metrics import compute_warp_reference, flicker_index, psnr, warping_error
+from deflicker_impl.metrics import (
+    compute_warp_reference,
+    flicker_index,
+    psnr,
+    restrict_to_reliable_flow,
+    warping_error,
+)
 from deflicker_impl.synthetic import FlickerConfig, add_synthetic_flicker
 
 
@@ -34,6 +40,29 @@ def test_warping_error_of_a_clean_pan_is_small_relative_to_flicker():
     clean = panning_clip(frames=8, h=48, w=64, speed=1.0)
     ref = compute_warp_reference(clean)
     assert warping_error(clean, ref) < 0.3 * warping_error(global_gain_flicker(clean), ref)
+
+
+def test_reliable_flow_leaves_out_what_the_flow_cannot_explain_in_the_clean_clip():
+    # A pan whose centre patch gets new fine texture every frame (consistent-looking flow that
+    # is wrong there, as on a turning striped object). Plain warping error rewards erasing the
+    # patch: the grey-patched clip scores below the truth. Restricted to the pixels where the
+    # flow explains the clean clip, the truth scores about 0 and flicker still counts in full.
+    clean = panning_clip(frames=8, h=48, w=64, speed=1.0)
+    gen = torch.Generator().manual_seed(0)
+    clean[:, 16:32, 24:40] = torch.rand(8, 16, 16, 3, generator=gen)
+    erased = clean.clone()
+    erased[:, 16:32, 24:40] = 0.5
+    ref = compute_warp_reference(clean)
+    assert warping_error(erased, ref) < warping_error(clean, ref)
+
+    reliable = restrict_to_reliable_flow(ref, clean, tolerance=0.02)
+
+    assert warping_error(clean, reliable) < 0.15 * warping_error(clean, ref)
+    assert warping_error(clean, reliable) <= warping_error(erased, reliable) + 1e-4
+    flickered = global_gain_flicker(clean, 0.3)
+    assert warping_error(flickered, reliable) > 10 * warping_error(clean, reliable)
+    kept = float(reliable.mask_prev.sum() / ref.mask_prev.sum())
+    assert 0.6 < kept < 0.97  # the patch (8% of the frame) and its surroundings go, not more
 
 
 def test_psnr_known_values():

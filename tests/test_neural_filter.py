@@ -194,6 +194,12 @@ def _expect_weights_error(path: Path, *words: str) -> None:
         assert word in message
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_is_refused_on_the_cpu(dtype):
+    with pytest.raises(DeflickerInputError, match="for GPUs"):
+        load_neural_filter(FilterConfig(dtype=dtype, device="cpu"))
+
+
 def test_missing_weights_file_names_the_file(tmp_path):
     _expect_weights_error(tmp_path / "absent.safetensors", "not found",
                           "weights/neural_filter.safetensors",
