@@ -41,8 +41,9 @@ class FilterConfig:
     # (the filter's own per-frame jitter) are removed. 0 or 1: off.
     global_window: int = 9
     # "float32" | "float16" | "bfloat16". The half types are for GPUs: measured on the CPU (same
-    # numerics), float16 changed the output by 74 dB PSNR, bfloat16 by 56 dB, the PSNR to the
-    # clean clip by at most 0.02 dB; but there they run about 20x slower, so they are refused.
+    # numerics, bench/half_precision.py), float16 changed the output by 74 dB PSNR, bfloat16 by
+    # 56 dB, the PSNR to the clean clip by at most 0.03 dB; but there they run 20-45x slower,
+    # so they are refused.
     dtype: str = "float32"
 
     def resolved_weights_path(self) -> Path:
@@ -124,7 +125,7 @@ def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     dtype = DTYPES[name]
     if device.type == "cpu" and dtype != torch.float32:
         raise DeflickerInputError(
-            f"{name} is for GPUs: on the CPU it runs about 20x slower than float32; use float32."
+            f"{name} is for GPUs: on the CPU it runs 20-45x slower than float32; use float32."
         )
     return dtype
 
