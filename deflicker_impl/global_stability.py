@@ -13,6 +13,7 @@ can only steady the global colour, never add jitter or drift (`bound_global_chan
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,18 +46,19 @@ def stabilise_global_colour(
     t = frames.shape[0]
     if window <= 1 or t < 3:
         return frames
-    mean_out = torch.stack([_frame_mean(frames[i]) for i in range(t)])
-    mean_atlas = torch.stack([_frame_mean(atlas_frames[i]) for i in range(t)])
-    log_ratio = mean_atlas.clamp_min(eps).log() - mean_out.clamp_min(eps).log()  # [T,3]
-    slow = _per_shot_moving_average(log_ratio, window, shot_starts, min_frames=3)
+    log_ratio = (_frame_means(atlas_frames).clamp_min(eps).log()
+                 - _frame_means(frames).clamp_min(eps).log())  # [T,3]
+    slow = _per_shot(log_ratio, shot_starts, lambda x: temporal_moving_average(x, window),
+                     min_frames=3)
     return _apply_log_gains(frames, log_ratio - slow)
 
 
-def _frame_mean(frame: torch.Tensor) -> torch.Tensor:
-    """Per-channel mean of one frame [H,W,3] in 0..1 (uint8 read as 8-bit) -> [3] float64."""
-    if not frame.dtype.is_floating_point:
-        return frame.double().mean(dim=(0, 1)) / 255.0
-    return frame.double().mean(dim=(0, 1))
+def _frame_means(clip: torch.Tensor) -> torch.Tensor:
+    """Per-frame per-channel means of a clip [T,H,W,3] in 0..1 (uint8 read as 8-bit) -> [T,3]
+    float64, one frame at a time (no float copy of the clip)."""
+    levels = 1.0 if clip.dtype.is_floating_point else 255.0
+    return torch.stack([clip[i].double().mean(dim=(0, 1)) / levels
+                        for i in range(clip.shape[0])])
 
 
 def bound_global_change(
@@ -81,10 +83,10 @@ def bound_global_change(
     t = frames.shape[0]
     if window <= 1 or t < 2:
         return frames
-    mean_out = torch.stack([_frame_mean(frames[i]) for i in range(t)])
     log_ref = reference_means.double().clamp_min(eps).log()
-    change = mean_out.clamp_min(eps).log() - log_ref
-    towards_steady = _per_shot_median(log_ref, window, shot_starts) - log_ref
+    change = _frame_means(frames).clamp_min(eps).log() - log_ref
+    steady = _per_shot(log_ref, shot_starts, lambda x: temporal_median(x, window))
+    towards_steady = steady - log_ref
     allowed = torch.minimum(torch.maximum(change, towards_steady.clamp(max=0.0)),
                             towards_steady.clamp(min=0.0))
     return _apply_log_gains(frames, allowed - change)
@@ -99,25 +101,17 @@ def temporal_median(x: torch.Tensor, window: int) -> torch.Tensor:
     return padded.unfold(0, 2 * half + 1, 1).median(dim=-1).values
 
 
-def _per_shot_median(x: torch.Tensor, window: int, shot_starts: list[int] | None) -> torch.Tensor:
-    t = x.shape[0]
-    bounds = sorted(set(shot_starts or []) | {0, t})
-    out = x.clone()
-    for a, b in itertools.pairwise(bounds):
-        out[a:b] = temporal_median(x[a:b], window)
-    return out
-
-
-def _per_shot_moving_average(x: torch.Tensor, window: int, shot_starts: list[int] | None,
-                             min_frames: int = 1) -> torch.Tensor:
-    """Moving average of x [T,C] restarted at every shot start; shots shorter than
-    `min_frames` are kept as they are (too short to tell slow from fast)."""
+def _per_shot(x: torch.Tensor, shot_starts: list[int] | None,
+              smooth: Callable[[torch.Tensor], torch.Tensor], min_frames: int = 1) -> torch.Tensor:
+    """`smooth` applied to x [T,C] shot by shot (a temporal filter must not reach across a
+    cut); shots shorter than `min_frames` are kept as they are (too short to tell slow from
+    fast)."""
     t = x.shape[0]
     bounds = sorted(set(shot_starts or []) | {0, t})
     out = x.clone()
     for a, b in itertools.pairwise(bounds):
         if b - a >= min_frames:
-            out[a:b] = temporal_moving_average(x[a:b], window)
+            out[a:b] = smooth(x[a:b])
     return out
 
 

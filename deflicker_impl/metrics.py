@@ -16,6 +16,7 @@ import torch
 
 from .clip import luma, to_nchw
 from .flow import flow_with_occlusion, warp_with_flow
+from .global_stability import temporal_median
 
 
 def psnr(output: torch.Tensor, reference: torch.Tensor, peak: float = 1.0) -> float:
@@ -71,7 +72,7 @@ def compute_warp_reference(
 
 
 def restrict_to_reliable_flow(reference: WarpReference, clean: torch.Tensor,
-                              tolerance: float = 0.02) -> WarpReference:
+                              tolerance: float = 0.02, chunk: int = 16) -> WarpReference:
     """The same flows with their masks cut down to the pixels where they explain the clean
     clip [T,H,W,3] itself: |clean_t - warp(clean_s)| (channel mean) below `tolerance`.
 
@@ -83,18 +84,29 @@ def restrict_to_reliable_flow(reference: WarpReference, clean: torch.Tensor,
     if clean.shape[0] != reference.num_frames:
         raise ValueError(f"Clean clip has {clean.shape[0]} frames, the reference "
                          f"{reference.num_frames}.")
-    c = to_nchw(clean.float())
-    t = c.shape[0]
-    short = (c[1:] - warp_with_flow(c[:-1], reference.flow_prev)).abs().mean(dim=1)
-    long = (c[1:] - warp_with_flow(c[:1].expand(t - 1, -1, -1, -1),
-                                   reference.flow_first)).abs().mean(dim=1)
-    return WarpReference(reference.flow_prev, reference.mask_prev * (short < tolerance),
-                         reference.flow_first, reference.mask_first * (long < tolerance))
+    short, long = zip(*_warp_differences(clean, reference, chunk), strict=True)
+    return WarpReference(reference.flow_prev, reference.mask_prev * (torch.cat(short) < tolerance),
+                         reference.flow_first,
+                         reference.mask_first * (torch.cat(long) < tolerance))
 
 
-def _masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """a, b [N,3,H,W], mask [N,H,W] -> [N] mean |a-b| over valid pixels and channels."""
-    diff = (a - b).abs().mean(dim=1)
+def _warp_differences(clip: torch.Tensor, reference: WarpReference, chunk: int):
+    """Per chunk of frames 1..T-1 of `clip` [T,H,W,3]: (|O_t - warp(O_{t-1})|, |O_t -
+    warp(O_0)|), channel means [N,H,W], with the reference's flows (not yet masked)."""
+    first = to_nchw(clip[:1].float())
+    for start in range(1, clip.shape[0], chunk):
+        stop = min(start + chunk, clip.shape[0])
+        cur = to_nchw(clip[start:stop].float())
+        prev = to_nchw(clip[start - 1 : stop - 1].float())
+        idx = slice(start - 1, stop - 1)
+        short = (cur - warp_with_flow(prev, reference.flow_prev[idx])).abs().mean(dim=1)
+        long = (cur - warp_with_flow(first.expand(len(cur), -1, -1, -1),
+                                     reference.flow_first[idx])).abs().mean(dim=1)
+        yield short, long
+
+
+def _masked_mean(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """diff, mask [N,H,W] -> [N] mean of diff over the valid pixels."""
     return (diff * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
 
 
@@ -113,19 +125,12 @@ def warping_error_per_frame(clip: torch.Tensor, reference: WarpReference,
         raise ValueError(
             f"Clip has {clip.shape[0]} frames but the reference has {reference.num_frames}."
         )
-    per_frame = []
-    first = to_nchw(clip[:1].float())
-    for start in range(1, clip.shape[0], chunk):
-        stop = min(start + chunk, clip.shape[0])
-        cur = to_nchw(clip[start:stop].float())
-        prev = to_nchw(clip[start - 1 : stop - 1].float())
-        idx = slice(start - 1, stop - 1)
-        short = _masked_l1(cur, warp_with_flow(prev, reference.flow_prev[idx]),
-                           reference.mask_prev[idx])
-        long = _masked_l1(cur, warp_with_flow(first.expand(len(cur), -1, -1, -1),
-                                              reference.flow_first[idx]),
-                          reference.mask_first[idx])
-        per_frame.append(short + long)
+    per_frame, start = [], 0
+    for short, long in _warp_differences(clip, reference, chunk):
+        idx = slice(start, start + len(short))
+        per_frame.append(_masked_mean(short, reference.mask_prev[idx])
+                         + _masked_mean(long, reference.mask_first[idx]))
+        start += len(short)
     return torch.cat(per_frame)
 
 
@@ -153,9 +158,10 @@ def warping_errors_streamed(
         ff, mf = (fp, mp) if t == 1 else flow_with_occlusion(reference[t], reference[0], preset)
         for errors, clip in zip(per_clip, clips, strict=True):
             cur = to_nchw(clip[t:t + 1].float())
-            short = _masked_l1(cur, warp_with_flow(to_nchw(clip[t - 1:t].float()), fp[None]),
-                               mp[None])
-            long = _masked_l1(cur, warp_with_flow(to_nchw(clip[:1].float()), ff[None]), mf[None])
+            prev = warp_with_flow(to_nchw(clip[t - 1:t].float()), fp[None])
+            first = warp_with_flow(to_nchw(clip[:1].float()), ff[None])
+            short = _masked_mean((cur - prev).abs().mean(dim=1), mp[None])
+            long = _masked_mean((cur - first).abs().mean(dim=1), mf[None])
             errors.append(short + long)
     if on_progress is not None:
         on_progress(t_total - 1, t_total - 1)
@@ -177,6 +183,5 @@ def flicker_index(clip: torch.Tensor) -> float:
     t = y.shape[0]
     if t < 3:
         return 0.0
-    padded = torch.cat([y[:1].repeat(2), y, y[-1:].repeat(2)])
-    median5 = padded.unfold(0, 5, 1).median(dim=1).values
+    median5 = temporal_median(y[:, None], 5)[:, 0]
     return float((y - median5).abs().mean())
