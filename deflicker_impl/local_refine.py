@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from .device import resolve_device
 from .errors import DeflickerInputError
 from .flow import flow_with_occlusion
+from .atlas.confidence import coarse_frames
+from .flicker_field import FlickerFieldConfig, drop_persistent_change
 from .global_stability import bound_global_change
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
@@ -47,6 +49,10 @@ class RefineConfig:
     # towards the filtered clip's steady global colour, a temporal median over this many frames
     # (global_stability.bound_global_change); 0 or 1: left as the net made it.
     global_window: int = 5
+    # The net's change of colour that lasts longer than this many frames is taken out again
+    # (flicker_field.drop_persistent_change), so it never lags behind the scene's own light
+    # (a fade, a lamp) nor drifts; 0: left as the net made it.
+    flicker_window: int = 10
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":
@@ -99,10 +105,14 @@ def apply_local_refine(
     states: dict[tuple[int, int], object] = {}
     prev_filtered = prev_output = None
     input_means = torch.empty(t, 3, dtype=torch.float64)
+    input_coarse = []
     with torch.inference_mode():
         for i in range(t):
             current = _chunk_as_batch(frames, i, i + 1, "frames", device, torch.float32)
             input_means[i] = current[0].double().mean(dim=(1, 2)).cpu()
+            if cfg.flicker_window > 0:
+                input_coarse.append(coarse_frames(current.permute(0, 2, 3, 1).cpu(), 0, 1,
+                                                  FlickerFieldConfig().fit_long_side))
             if i in restarts:
                 states.clear()  # a new shot: start as at the first frame
                 prev_filtered = None
@@ -120,6 +130,9 @@ def apply_local_refine(
                 on_progress(i + 1, t)
         bound_global_change(result, input_means, cfg.global_window,
                             shot_starts=sorted(restarts))
+    if cfg.flicker_window > 0:
+        drop_persistent_change(result, torch.cat(input_coarse), cfg.flicker_window,
+                               sorted(restarts))
     return result
 
 

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .atlas.confidence import AtlasConfidence, ConfidenceConfig, atlas_confidence, coarse_frames
 from .device import resolve_device
 from .errors import DeflickerInputError
 from .filter_net import FilterNetConfig, NeuralFilterNet
+from .flicker_field import (
+    FlickerField,
+    FlickerFieldConfig,
+    apply_flicker_correction,
+    keep_scene_light,
+    measure_flicker_field,
+)
 from .global_stability import stabilise_global_colour
 from .weights import default_weights_path, load_network
 
@@ -45,6 +53,25 @@ class FilterConfig:
     # 56 dB, the PSNR to the clean clip by at most 0.03 dB; but there they run 20-45x slower,
     # so they are refused.
     dtype: str = "float32"
+    # Faithful colour (default): the correction is measured where the atlas is right (atlas
+    # confidence), applied as a smooth field where it is wrong, and only its fast part is kept
+    # (the scene's own light passes); see flicker_field.py. False: the previous release's
+    # behaviour (the filter's output, with the global colour pass above).
+    faithful: bool = True
+    flicker: FlickerFieldConfig = field(default_factory=FlickerFieldConfig)
+    confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
+
+    def __post_init__(self) -> None:
+        strength = self.flicker.strength
+        if not (isinstance(strength, (int, float)) and 0.0 <= float(strength) <= 1.0):
+            raise DeflickerInputError(
+                f"strength must be between 0 and 1 (0: unchanged, 1: full correction), got "
+                f"{strength!r}.")
+        window = self.flicker.flicker_window
+        if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+            raise DeflickerInputError(
+                f"flicker_window must be a whole number of frames >= 0 (0: keep no persistent "
+                f"change), got {window!r}.")
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":
@@ -75,6 +102,7 @@ def apply_neural_filter(
     net: NeuralFilterNet | None = None,
     shot_starts: list[int] | None = None,
     out: torch.Tensor | None = None,
+    confidence: AtlasConfidence | None = None,
 ) -> torch.Tensor:
     """Filter a clip: frames [T,H,W,3] and atlas frames [T,H,W,3] in 0..1 (either may be
     uint8) -> [T,H,W,3] float32 on the CPU, same size as the input (never resized).
@@ -83,7 +111,8 @@ def apply_neural_filter(
     called after every chunk and tile, counting frames; it may raise to cancel. `shot_starts`
     (first frames of the shots, e.g. ClipAtlas.shot_starts) restart the global colour pass at
     every cut. `out` (float32 [T,H,W,3], may be `frames` itself: every chunk is read before it
-    is overwritten) receives the result instead of a new tensor.
+    is overwritten) receives the result instead of a new tensor. `confidence` (from
+    `atlas_confidence`, computed here when None) says where the atlas frames can be trusted.
     """
     cfg = config or FilterConfig()
     _check_pair(frames, atlas_frames)
@@ -100,6 +129,18 @@ def apply_neural_filter(
         raise DeflickerInputError(f"out must be float32 {(t, h, w, 3)}, got {tuple(out.shape)} "
                                   f"{out.dtype}.")
     result = out if out is not None else torch.empty((t, h, w, 3), dtype=torch.float32)
+    faithful = cfg.faithful and t > 0
+    if faithful:
+        if confidence is None:
+            confidence = atlas_confidence(frames, atlas_frames, cfg.confidence)
+        elif confidence.num_frames != t:
+            raise DeflickerInputError(
+                f"The atlas confidence has {confidence.num_frames} frames but the clip has {t}; "
+                "use the confidence computed for these very frames.")
+        coarse = []
+        # With `out` = `frames`, the frames are overwritten before the second pass reads them,
+        # so the raw output then waits in 8 bits (a quarter of a float copy).
+        raw = torch.empty((t, h, w, 3), dtype=torch.uint8) if result is frames else result
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
         frame = _chunk_as_batch(frames, start, stop, "frames", device, dtype)
@@ -112,11 +153,29 @@ def apply_neural_filter(
         with torch.inference_mode():
             filtered = _filter_tiled(net, frame, atlas, cfg.tile_size, cfg.tile_overlap,
                                      tile_done)
-        result[start:stop] = filtered.permute(0, 2, 3, 1).to("cpu", torch.float32)
+        filtered = filtered.permute(0, 2, 3, 1).to("cpu", torch.float32)
+        if faithful:
+            coarse.append(coarse_frames(filtered, 0, stop - start, cfg.flicker.fit_long_side))
+            raw[start:stop] = (filtered * 255.0).round_() if raw.dtype == torch.uint8 \
+                else filtered
+        else:
+            result[start:stop] = filtered
         if on_progress is not None:
             on_progress(stop, t)
-    return stabilise_global_colour(result, atlas_frames, cfg.global_window,
-                                   shot_starts=shot_starts)
+    if not faithful:
+        return stabilise_global_colour(result, atlas_frames, cfg.global_window,
+                                       shot_starts=shot_starts)
+    measured = measure_flicker_field(frames, torch.cat(coarse), confidence, cfg.flicker)
+    flicker = FlickerField(measured, keep_scene_light(measured, cfg.flicker.flicker_window,
+                                                    shot_starts))
+    for start in range(0, t, chunk):
+        stop = min(t, start + chunk)
+        filtered = _chunk_as_batch(raw, start, stop, "filtered", torch.device("cpu"),
+                                   torch.float32)
+        part = apply_flicker_correction(frames, filtered, flicker, confidence, cfg.flicker,
+                                        start, stop)
+        result[start:stop] = part.permute(0, 2, 3, 1)
+    return result
 
 
 def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -69,3 +69,33 @@ def add_synthetic_flicker(
     loc = local[seg_of_frame][..., None]
     out = clean.clamp(0, 1).pow(gamma) * g * loc + o
     return out.clamp(0.0, 1.0)
+
+
+def add_light_event(clean: torch.Tensor, kind: str, start: float = 0.4,
+                    amount: float | None = None) -> torch.Tensor:
+    """The scene's own light change on a clean clip [T,H,W,3] (0..1): what a deflicker must keep.
+
+    kind "step": brightness x(1 + amount) from frame round(start * T) on (a light switched on;
+    default amount 0.35). kind "ramp": exposure falling linearly from 1 at the first frame to
+    `amount` at the last (a fade or dusk; default 0.55). Returns a new clip.
+    """
+    t = clean.shape[0]
+    if kind == "step":
+        gain = torch.ones(t)
+        gain[round(start * t):] = 1.0 + (0.35 if amount is None else amount)
+    elif kind == "ramp":
+        end = 0.55 if amount is None else amount
+        gain = torch.linspace(1.0, end, t) if t > 1 else torch.ones(1)
+    else:
+        raise ValueError(f"kind must be 'step' or 'ramp', got {kind!r}")
+    return (clean * gain[:, None, None, None]).clamp(0.0, 1.0)
+
+
+def add_chunk_seam(clean: torch.Tensor, levels=(15.0, 0.0, -13.0),
+                   at: float = 0.5) -> torch.Tensor:
+    """A persistent colour step at a chunk boundary, as sliding-window video generators leave
+    it: `levels` (8-bit, per channel) added from frame round(at * T) on. Returns a new clip."""
+    t = clean.shape[0]
+    shift = torch.zeros(t, 3)
+    shift[round(at * t):] = torch.tensor(levels, dtype=torch.float32) / 255.0
+    return (clean + shift[:, None, None, :]).clamp(0.0, 1.0)

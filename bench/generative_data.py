@@ -1,0 +1,72 @@
+"""Generated clips for the generative-video benchmark (bench/generative_bench.py).
+
+Animated WebP clips from the ComfyUI template media packages on PyPI
+(`comfyui-workflow-templates-media-video` and `-media-other`, MIT; dev requirements), chosen for
+what atlases find hard: turning characters, things that appear, camera flights, fast non-rigid
+motion, a morph, the scene's own light changes. Split once, by hand, before any tuning into a
+development half (`DEV`, used while designing) and a held-out half (`HELD_OUT`, only measured;
+never tuned on).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .datasets import resize_long_side
+
+PACKAGES = ("comfyui_workflow_templates_media_video", "comfyui_workflow_templates_media_other")
+
+# name -> (template file stem, what makes it hard)
+DEV = {
+    "wan_turn": ("image_to_video_wan-1", "Wan i2v: a character turns from front to back"),
+    "paper_plane_city": ("video_hunyuan_video_1.5_720p_t2v-1",
+                         "HunyuanVideo t2v: camera flight over a city, parallax"),
+    "boxing": ("api_kling_v3_video-1", "Kling: fast punches, then a camera change to the ring"),
+    "night_car": ("video_wan_vace_14B_t2v-1", "Wan VACE: a car driving through neon, lights move"),
+    "florist": ("api_wan2_7_t2v-1", "Wan 2.7: hands and flowers in motion, a face appears"),
+    "portrait_relight": ("template_character_portrait_relighting-1",
+                         "relighting: the light on a face changes (its own light)"),
+}
+HELD_OUT = {
+    "ltx_fox": ("ltxv_image_to_video-1", "LTX-Video i2v: a fox dives into snow"),
+    "guitar_station": ("video_wan2_2_5B_ti2v-1", "Wan 2.2: people walk in front of a guitarist"),
+    "vangogh_astronaut": ("video_wan2_2_14B_flf2v-1", "Wan 2.2 first-last frame: a morph"),
+    "dinosaur": ("video_hunyuan_video_1.5_720p_i2v-1", "HunyuanVideo i2v: a walking dinosaur"),
+    "mars_camera": ("video_wan2_2_14B_fun_camera-1", "Wan 2.2 fun camera: a camera move, rovers"),
+    "bride_flowers": ("api_happyhorse1_1_t2v-1", "HappyHorse t2v: a bride, flowers pass the lens"),
+}
+SPLITS = {"dev": DEV, "heldout": HELD_OUT}
+
+
+def template_path(stem: str) -> Path | None:
+    """Path of `<stem>.webp` in the installed template media packages, or None."""
+    for package in PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(next(iter(spec.submodule_search_locations))) / "templates" / f"{stem}.webp"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_generated_clip(stem: str, num_frames: int, long_side: int) -> torch.Tensor:
+    """First `num_frames` frames of an animated WebP template, resized -> [T,h,w,3] in 0..1."""
+    from PIL import Image
+
+    path = template_path(stem)
+    if path is None:
+        raise FileNotFoundError(
+            f"{stem}.webp not found; pip install comfyui-workflow-templates-media-video "
+            "comfyui-workflow-templates-media-other (dev requirements)")
+    arrays = []
+    with Image.open(path) as image:
+        for index in range(min(num_frames, getattr(image, "n_frames", 1))):
+            image.seek(index)
+            arrays.append(np.asarray(image.convert("RGB")))
+    frames = torch.from_numpy(np.stack(arrays)).float().div_(255.0)
+    return resize_long_side(frames, long_side)

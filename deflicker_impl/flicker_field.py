@@ -1,0 +1,179 @@
+"""The correction as a smooth gain field: measured where the atlas is right, kept only where fast.
+
+The neural filter's output is right where the atlas frame shows the frame's content and wrong
+where it does not (a turning character, content that appears, a ghost): there it copies the
+atlas's colour. Flicker, though, is smooth across the frame, so what the filter does on the
+reliable part of a frame tells what the flicker is on the rest of it. Per frame we fit a smooth
+per-channel gain field (colour_fields.py) from the frame to the filter's output, weighted by
+the atlas confidence (atlas/confidence.py): where the atlas is wrong, the field comes from the
+reliable regions around it, applied to the frame itself.
+
+Flicker is also fast and mean-reverting in time, the scene's own light is not: a lamp switched
+on stays on, a fade keeps fading. The field's log gains are split into their frame-wide mean and
+the spatial deviation from it, and from both their running median over 2 x `flicker_window` + 1
+frames (per shot) is taken out: a median keeps steps and ramps whole, so exactly the persistent
+part of the correction is dropped and the scene's own changes pass through, while changes that
+revert within the window are corrected. The same median drops the atlas's slow errors on
+content it cannot hold, which is why a clean clip comes back nearly untouched.
+
+The filter's per-pixel detail beyond the smooth field is added back where the atlas is
+confident, in proportion to the flicker measured in that frame (a frame that needs no
+correction gets none). `strength` scales the whole correction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .atlas.confidence import AtlasConfidence, coarse_frames
+from .colour_fields import SmoothColourField, fit_smooth_colour_field
+from .global_stability import temporal_median
+
+MIN_GAIN = 0.05
+
+
+@dataclass(frozen=True)
+class FlickerFieldConfig:
+    """How the filter's correction is turned into a faithful one (part of FilterConfig)."""
+
+    # Frames a change must last to count as the scene's own light (kept); faster changes are
+    # flicker (removed). 0: keep no persistent change (e.g. a generator's chunk seams).
+    flicker_window: int = 10
+    strength: float = 1.0  # 0: the input unchanged, 1: the full correction
+    nodes_long_side: int = 3  # nodes of the smooth gain field along the frame's long side
+    fit_long_side: int = 96  # long side at which the field is fitted
+    # Mean |log gain| of a frame's kept correction at which the filter's per-pixel detail is
+    # fully added back (less correction: proportionally less detail).
+    detail_gate: float = 0.03
+    chunk: int = 16
+
+
+@dataclass
+class FlickerField:
+    """Per-frame smooth log-gain fields [T,3,gy,gx]: `measured` (from the filter) and `kept`
+    (after the scene's own light is taken out)."""
+
+    measured: torch.Tensor
+    kept: torch.Tensor
+
+    def gains(self, start: int, stop: int, which: str = "kept") -> SmoothColourField:
+        log_gain = (self.kept if which == "kept" else self.measured)[start:stop]
+        coeffs = torch.zeros(log_gain.shape[0], 3, 3, *log_gain.shape[-2:])
+        coeffs[:, :, 1] = log_gain.exp()
+        return SmoothColourField(coeffs)
+
+    def correction_per_frame(self) -> torch.Tensor:
+        """Mean |log gain| of the kept correction per frame [T]."""
+        return self.kept.abs().mean(dim=(1, 2, 3))
+
+
+def measure_flicker_field(
+    frames: torch.Tensor, filtered_coarse: torch.Tensor, confidence: AtlasConfidence,
+    config: FlickerFieldConfig,
+) -> torch.Tensor:
+    """Log-gain fields [T,3,gy,gx] of filtered ~ gain(x) * frame, weighted by confidence.
+
+    frames [T,H,W,3]; filtered_coarse [T,3,h,w], the filter's output at the fit size."""
+    t = frames.shape[0]
+    fields = []
+    for start in range(0, t, config.chunk):
+        stop = min(t, start + config.chunk)
+        source = coarse_frames(frames, start, stop, config.fit_long_side)
+        target = filtered_coarse[start:stop]
+        weights = F.interpolate(confidence.coarse[start:stop].float(), size=source.shape[-2:],
+                                mode="bilinear", align_corners=False)
+        field = fit_smooth_colour_field(source, target, weights, config.nodes_long_side,
+                                        model="gain")
+        fields.append(field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log())
+    return torch.cat(fields)
+
+
+def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
+                     shot_starts: list[int] | None = None) -> torch.Tensor:
+    """Drop the persistent part of log-gain fields [T,3,gy,gx]: per shot, the running median
+    over 2 * flicker_window + 1 frames of their frame-wide mean and of the deviation from it."""
+    if flicker_window <= 0:
+        return log_gain.clone()
+    t = log_gain.shape[0]
+    window = 2 * int(flicker_window) + 1
+    overall = log_gain.mean(dim=(2, 3), keepdim=True)  # [T,3,1,1]
+    local = log_gain - overall
+    out = torch.empty_like(log_gain)
+    bounds = sorted(set(shot_starts or []) | {0, t})
+    for a, b in itertools.pairwise(bounds):
+        if b <= a:
+            continue
+        o = overall[a:b].reshape(b - a, -1)
+        loc = local[a:b].reshape(b - a, -1)
+        o = o - temporal_median(o, window)
+        loc = loc - temporal_median(loc, window)
+        out[a:b] = (o.reshape(b - a, 3, 1, 1) + loc.reshape(local[a:b].shape))
+    return out
+
+
+def apply_flicker_correction(
+    frames: torch.Tensor,
+    filtered: torch.Tensor,
+    field: FlickerField,
+    confidence: AtlasConfidence,
+    config: FlickerFieldConfig,
+    start: int,
+    stop: int,
+) -> torch.Tensor:
+    """Frames start..stop of the faithful output -> [n,3,H,W] float32.
+
+    frames: the whole clip [T,H,W,3]; filtered: the filter's output for start..stop [n,3,H,W].
+    """
+    part = frames[start:stop]
+    part = part.float() / 255.0 if not part.dtype.is_floating_point else part.float()
+    source = part[..., :3].clamp(0, 1).permute(0, 3, 1, 2)
+    kept = field.gains(start, stop, "kept").apply(source)
+    measured = field.gains(start, stop, "measured").apply(source)
+    amount = (field.correction_per_frame()[start:stop] / max(config.detail_gate, 1e-6))
+    detail = confidence.at(start, stop, source.shape[-2:]) * amount.clamp(0, 1)[:, None, None,
+                                                                                None]
+    out = kept + detail * (filtered - measured)
+    if config.strength != 1.0:
+        out = source + config.strength * (out - source)
+    return out.clamp_(0.0, 1.0)
+
+
+def drop_persistent_change(
+    result: torch.Tensor, source_coarse: torch.Tensor, flicker_window: int,
+    shot_starts: list[int] | None = None, config: FlickerFieldConfig | None = None,
+) -> torch.Tensor:
+    """Take out of a stage's change of colour the part that persists longer than
+    `flicker_window` frames, in place on `result` [T,H,W,3]; returns it.
+
+    source_coarse [T,3,h,w]: the stage's input at the fit size. The change from it to
+    `result` is measured as a smooth gain field per frame, and its persistent part (the running
+    median of keep_scene_light) is divided out, so the stage may remove fast flicker but can
+    neither hold a colour too long (a lag behind a fade) nor drift. 0: no change is dropped.
+    """
+    cfg = config or FlickerFieldConfig()
+    t = result.shape[0]
+    if flicker_window <= 0 or t < 2:
+        return result
+    logs = []
+    for start in range(0, t, cfg.chunk):
+        stop = min(t, start + cfg.chunk)
+        source = source_coarse[start:stop]
+        target = coarse_frames(result, start, stop, cfg.fit_long_side)
+        if target.shape[-2:] != source.shape[-2:]:
+            target = F.interpolate(target, size=source.shape[-2:], mode="area")
+        field = fit_smooth_colour_field(source, target, None, cfg.nodes_long_side, model="gain")
+        logs.append(field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log())
+    measured = torch.cat(logs)
+    undo = FlickerField(measured, keep_scene_light(measured, flicker_window, shot_starts))
+    for start in range(0, t, cfg.chunk):
+        stop = min(t, start + cfg.chunk)
+        persistent = undo.kept[start:stop] - measured[start:stop]  # log gain that cancels it
+        coeffs = torch.zeros(stop - start, 3, 3, *persistent.shape[-2:])
+        coeffs[:, :, 1] = persistent.exp()
+        part = result[start:stop].permute(0, 3, 1, 2)
+        result[start:stop] = SmoothColourField(coeffs).apply(part).clamp_(0, 1).permute(0, 2, 3, 1)
+    return result
