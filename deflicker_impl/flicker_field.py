@@ -54,14 +54,16 @@ class FlickerFieldConfig:
 
 @dataclass
 class FlickerField:
-    """Per-frame smooth log-gain fields [T,3,gy,gx]: `measured` (from the filter) and `kept`
-    (after the scene's own light is taken out)."""
+    """Per-frame smooth log-gain fields [T,3,gy,gx]: `fitted` (the filter's own correction),
+    `measured` (the correction as estimated, see measure_flicker_field) and `kept` (after the
+    scene's own light is taken out)."""
 
+    fitted: torch.Tensor
     measured: torch.Tensor
     kept: torch.Tensor
 
     def gains(self, start: int, stop: int, which: str = "kept") -> SmoothColourField:
-        log_gain = (self.kept if which == "kept" else self.measured)[start:stop]
+        log_gain = getattr(self, which)[start:stop]
         coeffs = torch.zeros(log_gain.shape[0], 3, 3, *log_gain.shape[-2:])
         coeffs[:, :, 1] = log_gain.exp()
         return SmoothColourField(coeffs)
@@ -72,24 +74,41 @@ class FlickerField:
 
 
 def measure_flicker_field(
-    frames: torch.Tensor, filtered_coarse: torch.Tensor, confidence: AtlasConfidence,
-    config: FlickerFieldConfig,
-) -> torch.Tensor:
-    """Log-gain fields [T,3,gy,gx] of filtered ~ gain(x) * frame, weighted by confidence.
+    frames: torch.Tensor, atlas_frames: torch.Tensor, filtered_coarse: torch.Tensor,
+    confidence: AtlasConfidence, config: FlickerFieldConfig, level_from_atlas: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-gain fields [T,3,gy,gx] of the correction, measured where the atlas is right:
+    (the filter's own field, the field as measured).
 
-    frames [T,H,W,3]; filtered_coarse [T,3,h,w], the filter's output at the fit size."""
+    The field is what the filter did (filtered ~ gain(x) * frame, fitted with the confidence
+    as weights). With `level_from_atlas` its frame-wide level is replaced by the atlas's own,
+    the log ratio of the confidence-weighted mean colours of atlas frame and frame: the filter
+    takes over the atlas's colour only in part, so a persistent step (a generator's chunk seam)
+    would partly stay; the atlas has one colour per shot. On flicker that is to be told apart
+    from the scene's own light, the filter's level is the more accurate one (dev half of
+    bench/generative_bench.py), so it is the default.
+
+    frames, atlas_frames [T,H,W,3]; filtered_coarse [T,3,h,w], the filter's output at the fit
+    size."""
     t = frames.shape[0]
-    fields = []
+    fitted, fields = [], []
     for start in range(0, t, config.chunk):
         stop = min(t, start + config.chunk)
         source = coarse_frames(frames, start, stop, config.fit_long_side)
+        atlas = coarse_frames(atlas_frames, start, stop, config.fit_long_side)
         target = filtered_coarse[start:stop]
         weights = F.interpolate(confidence.coarse[start:stop].float(), size=source.shape[-2:],
                                 mode="bilinear", align_corners=False)
         field = fit_smooth_colour_field(source, target, weights, config.nodes_long_side,
                                         model="gain")
-        fields.append(field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log())
-    return torch.cat(fields)
+        log_gain = field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log()
+        total = weights.sum(dim=(2, 3)).clamp_min(1e-6)  # [n,1]
+        level = ((atlas * weights).sum(dim=(2, 3)) / total).clamp_min(1e-3).log() \
+            - ((source * weights).sum(dim=(2, 3)) / total).clamp_min(1e-3).log()  # [n,3]
+        shape = log_gain - log_gain.mean(dim=(2, 3), keepdim=True)
+        fitted.append(log_gain)
+        fields.append(shape + level[..., None, None] if level_from_atlas else log_gain)
+    return torch.cat(fitted), torch.cat(fields)
 
 
 def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
@@ -109,8 +128,8 @@ def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
             continue
         o = overall[a:b].reshape(b - a, -1)
         loc = local[a:b].reshape(b - a, -1)
-        o = o - temporal_median(o, window)
-        loc = loc - temporal_median(loc, window)
+        o = o - temporal_median(o, window, edges="shrink")
+        loc = loc - temporal_median(loc, window, edges="shrink")
         out[a:b] = (o.reshape(b - a, 3, 1, 1) + loc.reshape(local[a:b].shape))
     return out
 
@@ -132,11 +151,11 @@ def apply_flicker_correction(
     part = part.float() / 255.0 if not part.dtype.is_floating_point else part.float()
     source = part[..., :3].clamp(0, 1).permute(0, 3, 1, 2)
     kept = field.gains(start, stop, "kept").apply(source)
-    measured = field.gains(start, stop, "measured").apply(source)
+    fitted = field.gains(start, stop, "fitted").apply(source)
     amount = (field.correction_per_frame()[start:stop] / max(config.detail_gate, 1e-6))
     detail = confidence.at(start, stop, source.shape[-2:]) * amount.clamp(0, 1)[:, None, None,
                                                                                 None]
-    out = kept + detail * (filtered - measured)
+    out = kept + detail * (filtered - fitted)
     if config.strength != 1.0:
         out = source + config.strength * (out - source)
     return out.clamp_(0.0, 1.0)
@@ -168,7 +187,8 @@ def drop_persistent_change(
         field = fit_smooth_colour_field(source, target, None, cfg.nodes_long_side, model="gain")
         logs.append(field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log())
     measured = torch.cat(logs)
-    undo = FlickerField(measured, keep_scene_light(measured, flicker_window, shot_starts))
+    undo = FlickerField(measured, measured, keep_scene_light(measured, flicker_window,
+                                                             shot_starts))
     for start in range(0, t, cfg.chunk):
         stop = min(t, start + cfg.chunk)
         persistent = undo.kept[start:stop] - measured[start:stop]  # log gain that cancels it

@@ -92,11 +92,20 @@ def bound_global_change(
     return _apply_log_gains(frames, allowed - change)
 
 
-def temporal_median(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Centred running median of x [T,C] over `window` frames (odd), edges replicated."""
+def temporal_median(x: torch.Tensor, window: int, edges: str = "replicate") -> torch.Tensor:
+    """Centred running median of x [T,C] over `window` frames (odd).
+
+    edges "replicate" pads with copies of the first and last frames; "shrink" takes the median
+    of the frames that exist (near an end the window is cut short), so the ends are not pulled
+    towards their own values."""
     half = window // 2
     if half < 1 or x.shape[0] < 2:
         return x.clone()
+    if edges == "shrink":
+        pad = torch.full((half, x.shape[1]), float("nan"), dtype=x.dtype, device=x.device)
+        return torch.cat([pad, x, pad]).unfold(0, 2 * half + 1, 1).nanmedian(dim=-1).values
+    if edges != "replicate":
+        raise ValueError(f"edges must be 'replicate' or 'shrink', got {edges!r}")
     padded = torch.cat([x[:1].expand(half, -1), x, x[-1:].expand(half, -1)])
     return padded.unfold(0, 2 * half + 1, 1).median(dim=-1).values
 

@@ -165,8 +165,10 @@ def apply_neural_filter(
     if not faithful:
         return stabilise_global_colour(result, atlas_frames, cfg.global_window,
                                        shot_starts=shot_starts)
-    measured = measure_flicker_field(frames, torch.cat(coarse), confidence, cfg.flicker)
-    flicker = FlickerField(measured, keep_scene_light(measured, cfg.flicker.flicker_window,
+    fitted, measured = measure_flicker_field(frames, atlas_frames, torch.cat(coarse), confidence,
+                                     cfg.flicker,
+                                     level_from_atlas=cfg.flicker.flicker_window == 0)
+    flicker = FlickerField(fitted, measured, keep_scene_light(measured, cfg.flicker.flicker_window,
                                                     shot_starts))
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
