@@ -208,16 +208,16 @@ def check_targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
                        gain is not None and gain >= 3.0))
     checks.append((f"ours synthetic E_warp ratio {ours['synthetic_ewarp_ratio']:.3f} <= 0.30",
                    ours["synthetic_ewarp_ratio"] <= 0.30))
-    checks.append((f"ours: every clean clip >= 38 dB to itself (worst "
-                   f"{ours['clean_psnr_min']:.2f})", ours["clean_psnr_min"] >= 38.0))
+    checks.append(((f"ours: every clean clip >= 38 dB to itself (worst "
+                   f"{ours['clean_psnr_min']:.2f})"), ours["clean_psnr_min"] >= 38.0))
     for kind in ("step", "ramp"):
         value = ours[f"{kind}_psnr"]
-        checks.append((f"ours: {kind} {value:.2f} dB within 2 dB of the same clips without it "
-                       f"({ours['w3_psnr']:.2f})", value >= ours["w3_psnr"] - 2.0))
+        checks.append(((f"ours: {kind} {value:.2f} dB within 2 dB of the same clips without it "
+                       f"({ours['w3_psnr']:.2f})"), value >= ours["w3_psnr"] - 2.0))
     keep_none = summary.get("keep_none")
     if keep_none and keep_none["seam_levels"] is not None:
-        checks.append((f"flicker_window=0: chunk seam left {keep_none['seam_levels']:.1f} "
-                       "levels (<= 2)", keep_none["seam_levels"] <= 2.0))
+        checks.append(((f"flicker_window=0: chunk seam left {keep_none['seam_levels']:.1f} "
+                       "levels (<= 2)"), keep_none["seam_levels"] <= 2.0))
     return checks
 
 
@@ -225,12 +225,12 @@ def markdown(result: dict) -> str:
     s, m = result["settings"], result["machine"]
     lines = [f"# Generative benchmark: {result['name']}", "", f"`{result['command']}`  ",
              f"{result['started']}, wall time {result['wall_seconds'] / 60:.1f} min  ",
-             f"split {s['split']}: {', '.join(s['clips'])}; {s['frames']} frames, long side "
-             f"{s['long_side']} px  ",
-             f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['torch_threads']} "
-             f"threads, load average at start {m['loadavg_start']}", "",
-             "| method | synthetic PSNR | synthetic E_warp ratio | clean PSNR (worst) | step | "
-             "ramp | W=3 (no event) | seam levels | s/frame |",
+             (f"split {s['split']}: {', '.join(s['clips'])}; {s['frames']} frames, long side "
+             f"{s['long_side']} px  "),
+             (f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['torch_threads']} "
+             f"threads, load average at start {m['loadavg_start']}"), "",
+             ("| method | synthetic PSNR | synthetic E_warp ratio | clean PSNR (worst) | step | "
+             "ramp | W=3 (no event) | seam levels | s/frame |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def f(v, d=2):

@@ -52,6 +52,29 @@ class FlickerFieldConfig:
     chunk: int = 16
 
 
+def check_strength(value) -> float:
+    """`strength` as a float in 0..1, or a one-line error."""
+    from .errors import DeflickerInputError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise DeflickerInputError(
+            f"strength must be between 0 and 1 (0: the input unchanged, 1: the full "
+            f"correction), got {value!r}.")
+    return float(value)
+
+
+def check_flicker_window(value) -> int:
+    """`flicker_window` as a whole number of frames >= 0, or a one-line error."""
+    from .errors import DeflickerInputError
+
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DeflickerInputError(
+            f"flicker_window must be a whole number of frames >= 0 (changes that last longer "
+            f"are kept as the scene's own light; 0 keeps none), got {value!r}.")
+    return value
+
+
 @dataclass
 class FlickerField:
     """Per-frame smooth log-gain fields [T,3,gy,gx]: `fitted` (the filter's own correction),

@@ -17,11 +17,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .atlas.confidence import coarse_frames
 from .device import resolve_device
 from .errors import DeflickerInputError
+from .flicker_field import (
+    FlickerFieldConfig,
+    check_flicker_window,
+    check_strength,
+    drop_persistent_change,
+)
 from .flow import flow_with_occlusion
-from .atlas.confidence import coarse_frames
-from .flicker_field import FlickerFieldConfig, drop_persistent_change
 from .global_stability import bound_global_change
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
@@ -53,6 +58,11 @@ class RefineConfig:
     # (flicker_field.drop_persistent_change), so it never lags behind the scene's own light
     # (a fade, a lamp) nor drifts; 0: left as the net made it.
     flicker_window: int = 10
+    strength: float = 1.0  # 0: the input unchanged, 1: the net's full change
+
+    def __post_init__(self) -> None:
+        check_strength(self.strength)
+        check_flicker_window(self.flicker_window)
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":
@@ -99,6 +109,11 @@ def apply_local_refine(
         raise DeflickerInputError(f"out must be float32 {(t, h, w, 3)}, got {tuple(out.shape)} "
                                   f"{out.dtype}.")
     result = out if out is not None else torch.empty((t, h, w, 3), dtype=torch.float32)
+    if cfg.strength == 0.0:  # the input unchanged, exactly
+        for i in range(t):
+            result[i] = _chunk_as_batch(frames, i, i + 1, "frames", torch.device("cpu"),
+                                        torch.float32)[0].permute(1, 2, 0)
+        return result
     restarts = set(shot_starts or [])
     tiles = _tiles(h, w, cfg.tile_size, cfg.tile_overlap)
     overlap = max(0, min(cfg.tile_overlap, cfg.tile_size // 2))
@@ -124,6 +139,8 @@ def apply_local_refine(
             refined = _refine_tiled(
                 net, current, prev_filtered, prev_output, flow, states, tiles, overlap,
                 lambda i=i: on_progress(i, t) if on_progress else None)
+            if cfg.strength != 1.0:
+                refined = current + cfg.strength * (refined - current)
             result[i] = refined[0].permute(1, 2, 0).to("cpu", torch.float32)
             prev_filtered, prev_output = current, refined
             if on_progress is not None:

@@ -22,6 +22,8 @@ from .flicker_field import (
     FlickerField,
     FlickerFieldConfig,
     apply_flicker_correction,
+    check_flicker_window,
+    check_strength,
     keep_scene_light,
     measure_flicker_field,
 )
@@ -62,16 +64,8 @@ class FilterConfig:
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
 
     def __post_init__(self) -> None:
-        strength = self.flicker.strength
-        if not (isinstance(strength, (int, float)) and 0.0 <= float(strength) <= 1.0):
-            raise DeflickerInputError(
-                f"strength must be between 0 and 1 (0: unchanged, 1: full correction), got "
-                f"{strength!r}.")
-        window = self.flicker.flicker_window
-        if not isinstance(window, int) or isinstance(window, bool) or window < 0:
-            raise DeflickerInputError(
-                f"flicker_window must be a whole number of frames >= 0 (0: keep no persistent "
-                f"change), got {window!r}.")
+        check_strength(self.flicker.strength)
+        check_flicker_window(self.flicker.flicker_window)
 
     def resolved_weights_path(self) -> Path:
         if self.weights_path is None or str(self.weights_path) == "":

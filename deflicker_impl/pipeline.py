@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .atlas import AtlasConfig, ClipAtlas, fit_clip_atlas, render_atlas_frames
+from .atlas.confidence import AtlasConfidence, atlas_confidence
 from .clip import prepare_clip
 from .device import resolve_device
 from .errors import DeflickerInputError
@@ -52,7 +53,9 @@ class PipelineConfig:
 class PipelineResult:
     """Output frames [T,H,W,3] float32 plus the intermediate results and per-stage wall times.
 
-    atlas_frames are stored in the config's intermediate_dtype (uint8: 0..255).
+    atlas_frames are stored in the config's intermediate_dtype (uint8: 0..255). confidence
+    (None when only the atlas stage ran or the filter is not faithful) says where the atlas
+    frames show the frames' content (`confidence.mask()`: [T,H,W] in 0..1).
     """
 
     frames: torch.Tensor
@@ -60,6 +63,7 @@ class PipelineResult:
     atlas: ClipAtlas
     seconds_per_stage: dict[str, float]
     cpu_seconds_per_stage: dict[str, float] = field(default_factory=dict)
+    confidence: AtlasConfidence | None = None
 
 
 def run_pipeline(
@@ -98,6 +102,9 @@ def run_pipeline(
     dtype = torch.float32 if stages == ("atlas",) else INTERMEDIATE_DTYPES[cfg.intermediate_dtype]
     atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
                                        on_progress=progress.stage("render"), dtype=dtype)
+    confidence = None
+    if "filter" in stages and cfg.filter.faithful:
+        confidence = atlas_confidence(frames, atlas_frames, cfg.filter.confidence)
     seconds["atlas"], cpu["atlas"] = time.perf_counter() - t0, time.process_time() - c0
     output = atlas_frames
 
@@ -105,7 +112,8 @@ def run_pipeline(
         t0, c0 = time.perf_counter(), time.process_time()
         output = apply_neural_filter(frames, atlas_frames, cfg.filter, progress.stage("filter"),
                                      shot_starts=atlas.shot_starts,
-                                     out=frames if cfg.in_place else None)
+                                     out=frames if cfg.in_place else None,
+                                     confidence=confidence)
         seconds["filter"], cpu["filter"] = time.perf_counter() - t0, time.process_time() - c0
     if "refine" in stages:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -114,4 +122,4 @@ def run_pipeline(
         seconds["refine"], cpu["refine"] = time.perf_counter() - t0, time.process_time() - c0
     if on_progress is not None:
         on_progress(1000, 1000)
-    return PipelineResult(output, atlas_frames, atlas, seconds, cpu)
+    return PipelineResult(output, atlas_frames, atlas, seconds, cpu, confidence)

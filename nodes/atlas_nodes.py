@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..deflicker_impl.atlas import PRESETS, AtlasConfig, fit_clip_atlas, render_atlas_frames
+from ..deflicker_impl.atlas.confidence import atlas_confidence, confidence_heatmap
 from ..deflicker_impl.device import resolve_device
 from ..deflicker_impl.shots import ShotConfig
 from .comfy_glue import CATEGORY, compute_device, finish, progress_callback
@@ -23,14 +24,18 @@ class FitNeuralAtlas:
     )
     CATEGORY = CATEGORY
     FUNCTION = "fit"
-    RETURN_TYPES = ("NEURAL_ATLAS", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("atlas", "atlas_frames", "atlas_texture")
+    RETURN_TYPES = ("NEURAL_ATLAS", "IMAGE", "IMAGE", "MASK", "IMAGE")
+    RETURN_NAMES = ("atlas", "atlas_frames", "atlas_texture", "confidence", "confidence_preview")
     OUTPUT_TOOLTIPS = (
         ("The fitted atlases (one per shot or segment) and the shot starts, for later nodes: "
          "connect it to NeuralFilter and LocalFlickerRefine so that they restart at cuts."),
         "The atlas reconstruction of every frame, exactly the input size.",
         ("The atlas textures, one image per shot or segment (a preview); with masks the "
          "foreground and background textures side by side."),
+        ("Atlas confidence per frame and pixel (1: the atlas frame shows this content; 0: it "
+         "does not, e.g. a character turned, something appeared). NeuralFilter takes colour "
+         "only where it is high and carries the flicker correction from there elsewhere."),
+        "The frames tinted red where the confidence is low, to see where the atlas is wrong.",
     )
 
     @classmethod
@@ -106,4 +111,6 @@ class FitNeuralAtlas:
         atlas = fit_clip_atlas(images, config, shots, on_progress=progress, masks=masks)
         frames = render_atlas_frames(atlas, device=resolve_device(config.device),
                                      on_progress=progress)
-        return (atlas, finish(frames), finish(atlas.texture_preview()))
+        confidence = atlas_confidence(images, frames).mask()
+        return (atlas, finish(frames), finish(atlas.texture_preview()), finish(confidence),
+                finish(confidence_heatmap(images, confidence)))

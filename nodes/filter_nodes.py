@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from ..deflicker_impl.atlas.confidence import confidence_from_mask
 from ..deflicker_impl.neural_filter import DEFAULT_WEIGHTS_NAME, FilterConfig, apply_neural_filter
 from .comfy_glue import (
     CATEGORY,
@@ -12,6 +15,7 @@ from .comfy_glue import (
     shot_starts_of,
     weight_choices,
 )
+from .inputs import FLICKER_WINDOW, STRENGTH
 
 
 class NeuralFilter:
@@ -20,7 +24,10 @@ class NeuralFilter:
     DESCRIPTION = (
         "Combines each original frame (sharp but flickering) with its atlas frame (steady but "
         "flawed) through a trained U-Net: the result keeps the frame's detail and the atlas's "
-        "steady colour. Connect FitNeuralAtlas's atlas_frames."
+        "steady colour. Connect FitNeuralAtlas's atlas_frames (and its confidence: where the "
+        "atlas does not show the frame's content, the flicker correction measured on the "
+        "reliable parts of the frame is used instead of the atlas's colour). The scene's own "
+        "light changes (longer than flicker_window) are kept."
     )
     CATEGORY = CATEGORY
     FUNCTION = "filter"
@@ -47,12 +54,26 @@ class NeuralFilter:
                     "tooltip": "FitNeuralAtlas's atlas (optional): its scene cuts tell this "
                                "node where shots start, so nothing carries over a cut. Not "
                                "connected: the cuts are detected on these images."}),
+                "strength": STRENGTH,
+                "flicker_window": FLICKER_WINDOW,
+                "confidence": ("MASK", {
+                    "tooltip": "FitNeuralAtlas's confidence (optional; measured here when not "
+                               "connected). Any mask of the clip's frame count works, e.g. an "
+                               "edited one: 0 = never take the atlas's colour here."}),
             },
         }
 
-    def filter(self, images, atlas_frames, weights, atlas=None):
+    def filter(self, images, atlas_frames, weights, atlas=None, strength=1.0,
+               flicker_window=10, confidence=None):
+        base = FilterConfig()
         config = FilterConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
-                              device=compute_device())
+                              device=compute_device(),
+                              flicker=replace(base.flicker, strength=strength,
+                                              flicker_window=flicker_window))
+        if confidence is not None:
+            confidence = confidence_from_mask(confidence, images.shape[0],
+                                              tuple(images.shape[1:3]), base.confidence)
         out = apply_neural_filter(images, atlas_frames, config, on_progress=progress_callback(),
-                                  shot_starts=shot_starts_of(images, atlas))
+                                  shot_starts=shot_starts_of(images, atlas),
+                                  confidence=confidence)
         return (finish(out),)

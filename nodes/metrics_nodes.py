@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..deflicker_impl.atlas.confidence import describe_confidence
 from ..deflicker_impl.compare import LAYOUTS, compare_frames
 from ..deflicker_impl.plots import metrics_plot
 from ..deflicker_impl.report import FLOW_SOURCES, measure
@@ -56,15 +57,20 @@ class DeflickerMetrics:
                 "compare_to": ("IMAGE", {
                     "tooltip": "Optional: another version of the same clip (same frame count), "
                                "e.g. the input before deflickering."}),
+                "confidence": ("MASK", {
+                    "tooltip": "Optional: FitNeuralAtlas's confidence; the summary then says "
+                               "how much of the clip the atlas could not hold and where."}),
             },
         }
 
-    def measure(self, images, flow_from, measure_long_side, compare_to=None):
+    def measure(self, images, flow_from, measure_long_side, compare_to=None, confidence=None):
         report = measure(images, compare_to, flow_from=flow_from, long_side=measure_long_side,
                          on_progress=progress_callback())
         plot = finish(metrics_plot(report))
         other = report.compare_to
         summary = report.summary()
+        if confidence is not None:
+            summary += "\n" + describe_confidence(confidence)
         result = (report.images.flicker_index, report.images.warping_error,
                   other.flicker_index if other else 0.0, other.warping_error if other else 0.0,
                   summary, plot)

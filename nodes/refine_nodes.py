@@ -12,6 +12,7 @@ from .comfy_glue import (
     shot_starts_of,
     weight_choices,
 )
+from .inputs import FLICKER_WINDOW, STRENGTH
 
 
 class LocalFlickerRefine:
@@ -46,12 +47,15 @@ class LocalFlickerRefine:
                     "tooltip": "FitNeuralAtlas's atlas (optional): its scene cuts tell this "
                                "node where shots start, so nothing carries over a cut. Not "
                                "connected: the cuts are detected on these images."}),
+                "strength": STRENGTH,
+                "flicker_window": FLICKER_WINDOW,
             },
         }
 
-    def refine(self, images, weights, atlas=None):
+    def refine(self, images, weights, atlas=None, strength=1.0, flicker_window=10):
         config = RefineConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
-                              device=compute_device())
+                              device=compute_device(), strength=strength,
+                              flicker_window=flicker_window)
         out = apply_local_refine(images, config, on_progress=progress_callback(),
                                  shot_starts=shot_starts_of(images, atlas))
         return (finish(out),)

@@ -29,8 +29,11 @@ class ConfidenceConfig:
     reweight_steps: int = 3  # robust refits (Cauchy weights) after the first fit
     # Residual (0..1 units, mean over channels) at which confidence is 1/2, at least ...
     floor: float = 6.0 / 255.0
-    # ... or this many times the clip's median residual (its typical, healthy mismatch).
+    # ... or this many times the clip's median residual (its typical, healthy mismatch) ...
     relative: float = 3.0
+    # ... but never more: on a clip whose every frame shows other content the median itself
+    # is large, and that must not pass for healthy.
+    ceiling: float = 24.0 / 255.0
     erode: int = 1  # coarse pixels by which low confidence grows (its edges are uncertain)
     chunk: int = 16  # frames per fitting batch
 
@@ -107,7 +110,7 @@ def atlas_confidence(
                                    coarse_frames(atlas_frames, start, stop, cfg.long_side), cfg))
     residual = torch.cat(residuals)
     typical = float(residual.median())
-    half = max(cfg.floor, cfg.relative * typical)
+    half = min(cfg.ceiling, max(cfg.floor, cfg.relative * typical))
     confidence = 1.0 / (1.0 + (residual / half) ** 4)
     if cfg.erode > 0:
         k = 2 * cfg.erode + 1
@@ -115,3 +118,53 @@ def atlas_confidence(
         confidence = F.avg_pool2d(confidence, k, stride=1, padding=cfg.erode,
                                   count_include_pad=False)
     return AtlasConfidence(confidence.contiguous(), tuple(frames.shape[1:3]))
+
+
+def confidence_from_mask(mask: torch.Tensor, num_frames: int, frame_hw: tuple[int, int],
+                         config: ConfidenceConfig | None = None) -> AtlasConfidence:
+    """An AtlasConfidence from a MASK-like tensor [T,H,W] or [H,W] (0..1, any size: it is
+    resampled), e.g. a confidence edited or made elsewhere. One mask applies to every frame."""
+    from ..errors import DeflickerInputError
+
+    cfg = config or ConfidenceConfig()
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3) or min(mask.shape) < 1:
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise DeflickerInputError(
+            f"The confidence must be a MASK [frames, height, width] (or one [height, width]), "
+            f"got {shape}.")
+    mask = mask[None] if mask.ndim == 2 else mask
+    if mask.shape[0] not in (1, num_frames):
+        raise DeflickerInputError(
+            f"The confidence has {mask.shape[0]} frames but the clip has {num_frames}; connect "
+            "the confidence that FitNeuralAtlas made for this very clip (or one mask for all).")
+    m = mask.float()
+    if not bool(torch.isfinite(m).all()):
+        raise DeflickerInputError("The confidence contains NaN or infinite values.")
+    h, w = frame_hw
+    scale = min(1.0, cfg.long_side / max(h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    coarse = F.interpolate(m[:, None].clamp(0, 1), size=size, mode="area")
+    if coarse.shape[0] == 1:
+        coarse = coarse.expand(num_frames, -1, -1, -1)
+    return AtlasConfidence(coarse.contiguous(), (h, w))
+
+
+def confidence_heatmap(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Preview [T,H,W,3]: the frames, dimmed and tinted red where the atlas confidence mask
+    [T,H,W] is low (the atlas does not show this content: its colour is not used there)."""
+    frames = frames.float() / 255.0 if not frames.dtype.is_floating_point else frames.float()
+    c = mask.float().clamp(0, 1)[..., None]
+    red = torch.tensor([1.0, 0.15, 0.1])
+    gray = frames[..., :3].mean(dim=-1, keepdim=True)
+    base = 0.35 * gray + 0.65 * frames[..., :3]
+    return (base * (0.45 + 0.55 * c) + red * (1 - c) * 0.55).clamp(0, 1)
+
+
+def describe_confidence(mask: torch.Tensor) -> str:
+    """One line about a confidence mask [T,H,W]: mean, share of unreliable pixels, worst frame."""
+    per_frame = mask.float().flatten(1).mean(dim=1)
+    low = float((mask < 0.5).float().mean())
+    worst = int(per_frame.argmin())
+    return (f"atlas confidence: mean {float(per_frame.mean()):.2f}, {100 * low:.0f}% of pixels "
+            f"below 0.5 (colour there comes from the reliable regions); lowest on frame "
+            f"{worst} ({float(per_frame[worst]):.2f})")
