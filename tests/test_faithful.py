@@ -1,0 +1,218 @@
+"""Specification of faithful colour (issue 12): where the atlas is wrong its colour is not used,
+the scene's own light is kept, clean input comes back intact.
+
+One small clip: a textured background panning slowly, and an orange object that appears half
+way through (the atlas, fitted to the whole clip, cannot know it). The numbers were measured
+once on this clip (previous release in brackets) and the bounds leave a margin:
+object colour error 8 levels (previous release 37), object confidence 0.03 against 0.92 on the
+static background, clean clip 48 dB to itself (38.8), a +35 % light step 1.17x of 1.34x
+(1.02x).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deflicker_impl.atlas import fit_clip_atlas, render_atlas_frames
+from deflicker_impl.atlas.confidence import (
+    atlas_confidence,
+    confidence_from_mask,
+    confidence_heatmap,
+)
+from deflicker_impl.colour_fields import fit_smooth_colour_field
+from deflicker_impl.errors import DeflickerInputError
+from deflicker_impl.flicker_field import FlickerFieldConfig, keep_scene_light
+from deflicker_impl.global_stability import temporal_median
+from deflicker_impl.local_refine import RefineConfig
+from deflicker_impl.metrics import psnr
+from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter
+from deflicker_impl.pipeline import PipelineConfig, run_pipeline
+from deflicker_impl.shots import ShotConfig
+from deflicker_impl.synthetic import add_chunk_seam, add_light_event, add_synthetic_flicker
+from tests.synthetic_clips import panning_clip, smooth_texture
+
+T, H, W = 24, 64, 96
+PREVIOUS = dict(filter=FilterConfig(faithful=False), refine=RefineConfig(flicker_window=0))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def appearing_object_clip() -> tuple[torch.Tensor, torch.Tensor]:
+    """(clean clip [T,H,W,3], object masks [T,H,W]): the object enters at frame T // 2."""
+    background = panning_clip(T, H, W, 0.5, seed=3)
+    ys, xs = torch.meshgrid(torch.arange(H).float(), torch.arange(W).float(), indexing="ij")
+    shade = 0.75 + 0.35 * smooth_texture(H, W, 11, detail=5).mean(0)
+    colour = (torch.tensor([0.95, 0.5, 0.12]) * shade[..., None]).clamp(0, 1)
+    clean, masks = background.clone(), torch.zeros(T, H, W)
+    for t in range(T // 2, T):
+        cx = 0.6 * W + 0.8 * (t - T // 2)
+        m = (((xs - cx) / 14) ** 2 + ((ys - 0.5 * H) / 16) ** 2 <= 1).float()
+        clean[t] = background[t] * (1 - m[..., None]) + colour * m[..., None]
+        masks[t] = m
+    return clean, masks
+
+
+@pytest.fixture(scope="module")
+def scene():
+    torch.set_num_threads(1)
+    clean, masks = appearing_object_clip()
+    flickered = add_synthetic_flicker(clean, window=1, seed=5)
+    return clean, masks, flickered, run_pipeline(flickered.clone())
+
+
+def object_colour_error(out, clean, masks) -> float:
+    """Largest per-channel error of the object's mean colour (8-bit levels)."""
+    obj = masks[T // 2:] > 0.5
+    diff = out[T // 2:][obj].mean(0) - clean[T // 2:][obj].mean(0)
+    return float(diff.abs().max() * 255)
+
+
+def test_confidence_is_low_on_the_appearing_object_and_high_on_the_static_background(scene):
+    clean, masks, _, result = scene
+    conf = result.confidence.mask()
+    assert conf.shape == (T, H, W) and float(conf.min()) >= 0 and float(conf.max()) <= 1
+    static = masks.sum(0) == 0
+    static[:, int(0.45 * W):] = False  # away from where the object passes
+    assert float(conf[T // 2:][masks[T // 2:] > 0.5].mean()) < 0.2
+    assert float(conf[:, static].mean()) > 0.8
+
+
+def test_the_appearing_object_keeps_its_colour(scene):
+    clean, masks, flickered, result = scene
+    ours = object_colour_error(result.frames, clean, masks)
+    previous = object_colour_error(run_pipeline(flickered.clone(), PipelineConfig(**PREVIOUS))
+                                   .frames, clean, masks)
+    assert ours < 14.0, ours  # measured 8.0
+    assert previous > 2 * ours  # measured 36.8: the previous release painted it in atlas colour
+    assert psnr(result.frames, clean) > psnr(flickered, clean) + 4.0
+
+
+def test_a_clean_clip_comes_back_nearly_untouched(scene):
+    clean = scene[0]
+    assert psnr(run_pipeline(clean.clone()).frames, clean) > 42.0  # measured 47.9 (38.8 before)
+
+
+def test_a_persistent_light_step_survives_and_the_flicker_goes():
+    lit = add_light_event(panning_clip(T, H, W, 0.5, seed=3), "step", start=0.5, amount=0.35)
+    flickered = add_synthetic_flicker(lit, window=1, seed=6)
+
+    def step_ratio(clip):
+        luma = clip.mean(dim=(1, 2, 3))
+        return float(luma[T // 2 + 1:].mean() / luma[:T // 2 - 1].mean())
+
+    ours = run_pipeline(flickered.clone()).frames
+    previous = run_pipeline(flickered.clone(), PipelineConfig(**PREVIOUS)).frames
+    assert step_ratio(lit) == pytest.approx(1.34, abs=0.02)
+    assert step_ratio(ours) > 1.12  # measured 1.17: most of the step is kept ...
+    assert step_ratio(previous) < 1.05  # ... the previous release flattened it (1.02)
+    assert psnr(ours, lit) > psnr(previous, lit) + 2.0  # measured 23.7 vs 20.7
+
+
+def test_keep_scene_light_drops_persistent_changes_and_keeps_fast_ones():
+    t = torch.arange(40, dtype=torch.float32)
+    step = (t >= 16).float() * 0.3  # a persistent change of the correction
+    fast = 0.1 * torch.randn(40, generator=torch.Generator().manual_seed(0))  # flicker
+    field = (step + fast)[:, None, None, None].expand(40, 3, 2, 3).contiguous()
+    kept = keep_scene_light(field, flicker_window=5).mean(dim=(1, 2, 3))
+    assert float((kept[16:].mean() - kept[:16].mean()).abs()) < 0.05  # the step is dropped
+    assert float((kept - fast).abs().mean()) < 0.04  # the flicker (std 0.1) is kept
+    assert torch.equal(keep_scene_light(field, flicker_window=0), field)
+
+
+def test_running_median_with_shrinking_edges_does_not_take_a_first_frame_flash_for_light():
+    flash = torch.zeros(12, 1)
+    flash[0] = 1.0  # one bright first frame: flicker, not the scene's light
+    assert float(temporal_median(flash, 9, edges="shrink")[0]) == 0.0
+    assert float(temporal_median(flash, 9)[0]) == 1.0  # padding with copies of it would
+
+
+def test_smooth_field_is_fitted_from_the_weighted_pixels_only():
+    source = smooth_texture(32, 48, 1)[None]
+    target = source * 1.3
+    target[..., :, 24:] = 0.1  # wrong content on the right half ...
+    weights = torch.zeros(1, 1, 32, 48)
+    weights[..., :24] = 1.0  # ... which the weights exclude
+    field = fit_smooth_colour_field(source, target, weights, nodes_long_side=2, model="gain")
+    gains = field.coefficients[:, :, 1]
+    assert torch.allclose(gains, torch.full_like(gains, 1.3), atol=0.02)
+    empty = fit_smooth_colour_field(source, target, torch.zeros(1, 1, 32, 48), model="gain")
+    assert torch.allclose(empty.apply(source), source, atol=1e-3)  # no data: the identity
+
+
+def test_strength_scales_the_correction():
+    clean, _ = appearing_object_clip()
+    flickered = add_synthetic_flicker(clean, window=1, seed=5)
+    atlas = fit_clip_atlas(flickered)
+    atlas_frames = render_atlas_frames(atlas)
+
+    def filtered(strength):
+        cfg = FilterConfig(flicker=FlickerFieldConfig(strength=strength))
+        return apply_neural_filter(flickered, atlas_frames, cfg, shot_starts=atlas.shot_starts)
+
+    full, half = filtered(1.0) - flickered, filtered(0.5) - flickered
+    assert torch.equal(filtered(0.0), flickered)
+    assert float((half - 0.5 * full).abs().mean()) < 0.1 * float(full.abs().mean())
+    none = run_pipeline(flickered.clone(), PipelineConfig(
+        filter=FilterConfig(flicker=FlickerFieldConfig(strength=0.0)),
+        refine=RefineConfig(strength=0.0)))
+    assert torch.equal(none.frames, flickered)
+
+
+def test_keeping_no_persistent_change_removes_a_chunk_seam():
+    clip = panning_clip(T, H, W, 0.5, seed=4)
+    seam = add_chunk_seam(clip)
+
+    def half_step(x):
+        return float((x[T // 2:].mean(dim=(0, 1, 2)) - x[:T // 2].mean(dim=(0, 1, 2)))
+                     .abs().max() * 255)
+
+    keep_none = PipelineConfig(filter=FilterConfig(flicker=FlickerFieldConfig(flicker_window=0)),
+                               refine=RefineConfig(flicker_window=0))
+    assert half_step(seam) - half_step(clip) > 12
+    assert half_step(run_pipeline(seam.clone(), keep_none).frames) - half_step(clip) < 4
+
+
+def test_bad_values_get_one_clear_error():
+    with pytest.raises(DeflickerInputError, match="strength must be between 0 and 1"):
+        FilterConfig(flicker=FlickerFieldConfig(strength=1.5))
+    with pytest.raises(DeflickerInputError, match="strength"):
+        RefineConfig(strength=-0.1)
+    with pytest.raises(DeflickerInputError, match="flicker_window must be a whole number"):
+        RefineConfig(flicker_window=-1)
+    with pytest.raises(DeflickerInputError, match="has 5 frames but the clip has 24"):
+        confidence_from_mask(torch.ones(5, H, W), T, (H, W))
+    clip = panning_clip(T, H, W, 0.5)
+    with pytest.raises(DeflickerInputError, match="confidence has 23 frames"):
+        apply_neural_filter(clip, clip, confidence=atlas_confidence(clip[:23], clip[:23]))
+
+
+def test_a_confidence_mask_of_any_size_is_resampled_and_one_mask_serves_every_frame():
+    conf = confidence_from_mask(torch.rand(17, 29), T, (H, W))
+    assert conf.mask().shape == (T, H, W)
+    assert torch.equal(conf.coarse[0], conf.coarse[-1])
+    preview = confidence_heatmap(torch.rand(T, H, W, 3), conf.mask())
+    assert preview.shape == (T, H, W, 3) and float(preview.max()) <= 1.0
+
+
+def test_a_clip_whose_every_frame_shows_other_content_comes_back_as_itself():
+    frames = torch.stack([smooth_texture(H, W, seed) for seed in range(12)]).permute(0, 2, 3, 1)
+    cuts = run_pipeline(frames.clone())
+    assert len(cuts.atlas.shot_starts) == 12  # every frame is its own shot ...
+    assert psnr(cuts.frames, frames) > 30.0  # ... and comes back as itself
+    one_shot = ShotConfig(scene_cuts=False)
+    atlas = fit_clip_atlas(frames, shots=one_shot)
+    atlas_frames = render_atlas_frames(atlas)
+    out = apply_neural_filter(frames, atlas_frames,
+                              confidence=atlas_confidence(frames, atlas_frames))
+    assert bool(torch.isfinite(out).all())
+    # Forced into one atlas (a ghost of all twelve), smooth unrelated textures are partly
+    # explained by a smooth colour transform, so some atlas colour still comes through
+    # (measured 27.7 dB): a known limit, documented in the README.
+    assert psnr(out, frames) > 25.0
