@@ -33,7 +33,7 @@ from deflicker_impl.synthetic import add_chunk_seam, add_light_event, add_synthe
 from tests.synthetic_clips import panning_clip, smooth_texture
 
 T, H, W = 24, 64, 96
-PREVIOUS = dict(filter=FilterConfig(faithful=False), refine=RefineConfig(flicker_window=0))
+PREVIOUS = {"filter": FilterConfig(faithful=False), "refine": RefineConfig(flicker_window=0)}
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +75,7 @@ def object_colour_error(out, clean, masks) -> float:
 
 
 def test_confidence_is_low_on_the_appearing_object_and_high_on_the_static_background(scene):
-    clean, masks, _, result = scene
+    _clean, masks, _, result = scene
     conf = result.confidence.mask()
     assert conf.shape == (T, H, W) and float(conf.min()) >= 0 and float(conf.max()) <= 1
     static = masks.sum(0) == 0
