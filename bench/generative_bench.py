@@ -13,10 +13,10 @@ generator's chunk seam (+15 red, -13 blue levels from mid-clip on, no flicker) s
 the clip without it.
 
 Methods on the very same tensors: input, ffmpeg's deflicker, mean/std matched to the clip's
-median, the previous release of our pipeline (`FilterConfig(faithful=False)`,
-`RefineConfig(flicker_window=0)`: what shipped before the atlas confidence), and ours (the
-default pipeline). On the seam rows also ours with `flicker_window=0` (keep no persistent
-change). The atlas is fitted once per input and shared by both pipelines (the fit is the same).
+median, our pipeline with atlas colour (the default, identical to the previous release:
+`FilterConfig(faithful=False)`, `RefineConfig(flicker_window=0)`) and with faithful colour
+(`PipelineConfig.faithful()`: atlas confidence, flicker_window 10). On the seam rows also
+faithful with `flicker_window=0` (keep no persistent change). The atlas is fitted once per input and shared by both pipelines (the fit is the same).
 Writes <out>/generative_<split>.json and .md with PASS/FAIL lines for the targets.
 """
 
@@ -103,7 +103,8 @@ def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.T
         fcfg, rcfg = FilterConfig(faithful=False), RefineConfig(flicker_window=0)
     else:
         window = 0 if variant == "keep_none" else FlickerFieldConfig().flicker_window
-        fcfg = FilterConfig(flicker=replace(FlickerFieldConfig(), flicker_window=window))
+        fcfg = FilterConfig(faithful=True,
+                            flicker=replace(FlickerFieldConfig(), flicker_window=window))
         rcfg = RefineConfig(flicker_window=window)
     out = apply_neural_filter(frames, atlas_frames, fcfg, shot_starts=atlas.shot_starts)
     return apply_local_refine(out, rcfg, shot_starts=atlas.shot_starts, out=out)
@@ -113,9 +114,10 @@ METHODS = {
     "input": ("input (no-op)", lambda f, c, a: f),
     "ffmpeg": ("ffmpeg deflicker", lambda f, c, a: baselines.ffmpeg_deflicker(f)),
     "clipmedian": ("match clip median", lambda f, c, a: baselines.match_to_clip_median(f)),
-    "previous": ("previous release", lambda f, c, a: _pipelines(f, c, "previous", a)),
-    "ours": ("ours (default)", lambda f, c, a: _pipelines(f, c, "ours", a)),
-    "keep_none": ("ours, flicker_window=0", lambda f, c, a: _pipelines(f, c, "keep_none", a)),
+    "previous": ("atlas colour (default, as the previous release)",
+                 lambda f, c, a: _pipelines(f, c, "previous", a)),
+    "ours": ("faithful colour", lambda f, c, a: _pipelines(f, c, "ours", a)),
+    "keep_none": ("faithful, flicker_window=0", lambda f, c, a: _pipelines(f, c, "keep_none", a)),
 }
 PIPELINES = ("previous", "ours", "keep_none")
 

@@ -34,10 +34,11 @@ def stabilise_global_colour(
     window: int = 9,
     eps: float = 1e-3,
     shot_starts: list[int] | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Per-frame per-channel gain that makes the global colour of frames [T,H,W,3] follow the
     steady atlas frames [T,H,W,3] (float 0..1 or uint8) from frame to frame. In place on
-    `frames`; returns it.
+    `frames`; returns it. `strength` (0..1) scales the gains' logarithms.
 
     The moving window restarts at every shot start (a cut is a real change of colour, not
     jitter: averaging across it would tint the frames next to it). Gains are computed from
@@ -50,7 +51,7 @@ def stabilise_global_colour(
                  - _frame_means(frames).clamp_min(eps).log())  # [T,3]
     slow = _per_shot(log_ratio, shot_starts, lambda x: temporal_moving_average(x, window),
                      min_frames=3)
-    return _apply_log_gains(frames, log_ratio - slow)
+    return _apply_log_gains(frames, (log_ratio - slow) * strength)
 
 
 def _frame_means(clip: torch.Tensor) -> torch.Tensor:

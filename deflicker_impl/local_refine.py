@@ -56,8 +56,9 @@ class RefineConfig:
     global_window: int = 5
     # The net's change of colour that lasts longer than this many frames is taken out again
     # (flicker_field.drop_persistent_change), so it never lags behind the scene's own light
-    # (a fade, a lamp) nor drifts; 0: left as the net made it.
-    flicker_window: int = 10
+    # (a fade, a lamp) nor drifts; 0: left as the net made it (the default; faithful colour
+    # sets it to the filter's flicker_window).
+    flicker_window: int = 0
     strength: float = 1.0  # 0: the input unchanged, 1: the net's full change
 
     def __post_init__(self) -> None:

@@ -55,11 +55,12 @@ class FilterConfig:
     # 56 dB, the PSNR to the clean clip by at most 0.03 dB; but there they run 20-45x slower,
     # so they are refused.
     dtype: str = "float32"
-    # Faithful colour (default): the correction is measured where the atlas is right (atlas
-    # confidence), applied as a smooth field where it is wrong, and only its fast part is kept
-    # (the scene's own light passes); see flicker_field.py. False: the previous release's
-    # behaviour (the filter's output, with the global colour pass above).
-    faithful: bool = True
+    # Faithful colour: the correction is measured where the atlas is right (atlas confidence),
+    # applied as a smooth field where it is wrong, and only its fast part is kept (the scene's
+    # own light passes); see flicker_field.py. Off by default: on the main benchmark's natural
+    # clips and old film it keeps slow flicker as "light" (README, "Faithful colour").
+    # False: the filter's output with the global colour pass above.
+    faithful: bool = False
     flicker: FlickerFieldConfig = field(default_factory=FlickerFieldConfig)
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
 
@@ -153,12 +154,17 @@ def apply_neural_filter(
             raw[start:stop] = (filtered * 255.0).round_() if raw.dtype == torch.uint8 \
                 else filtered
         else:
+            if cfg.flicker.strength != 1.0:
+                original = frame.permute(0, 2, 3, 1).to("cpu", torch.float32)
+                filtered = original + cfg.flicker.strength * (filtered - original)
             result[start:stop] = filtered
         if on_progress is not None:
             on_progress(stop, t)
     if not faithful:
+        if cfg.flicker.strength == 0.0:
+            return result
         return stabilise_global_colour(result, atlas_frames, cfg.global_window,
-                                       shot_starts=shot_starts)
+                                       shot_starts=shot_starts, strength=cfg.flicker.strength)
     fitted, measured = measure_flicker_field(frames, atlas_frames, torch.cat(coarse), confidence,
                                      cfg.flicker,
                                      level_from_atlas=cfg.flicker.flicker_window == 0)

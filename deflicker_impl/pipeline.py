@@ -49,6 +49,21 @@ class PipelineConfig:
     in_place: bool = False
 
 
+    @classmethod
+    def faithful(cls, flicker_window: int = 10, strength: float = 1.0, **stages) -> PipelineConfig:
+        """Faithful colour throughout (README, "Faithful colour"): the filter takes the atlas's
+        colour only where the atlas is right and keeps changes that last longer than
+        `flicker_window` frames; the refinement may not change those either."""
+        from dataclasses import replace
+
+        flt = stages.pop("filter", FilterConfig())
+        ref = stages.pop("refine", RefineConfig())
+        flt = replace(flt, faithful=True, flicker=replace(
+            flt.flicker, flicker_window=flicker_window, strength=strength))
+        ref = replace(ref, flicker_window=flicker_window, strength=strength)
+        return cls(filter=flt, refine=ref, **stages)
+
+
 @dataclass
 class PipelineResult:
     """Output frames [T,H,W,3] float32 plus the intermediate results and per-stage wall times.

@@ -15,7 +15,7 @@ from .comfy_glue import (
     shot_starts_of,
     weight_choices,
 )
-from .inputs import FLICKER_WINDOW, STRENGTH
+from .inputs import FAITHFUL, FLICKER_WINDOW, STRENGTH
 
 
 class NeuralFilter:
@@ -24,10 +24,10 @@ class NeuralFilter:
     DESCRIPTION = (
         "Combines each original frame (sharp but flickering) with its atlas frame (steady but "
         "flawed) through a trained U-Net: the result keeps the frame's detail and the atlas's "
-        "steady colour. Connect FitNeuralAtlas's atlas_frames (and its confidence: where the "
-        "atlas does not show the frame's content, the flicker correction measured on the "
-        "reliable parts of the frame is used instead of the atlas's colour). The scene's own "
-        "light changes (longer than flicker_window) are kept."
+        "steady colour. Connect FitNeuralAtlas's atlas_frames. With faithful on (and "
+        "FitNeuralAtlas's confidence connected), the atlas's colour is used only where the atlas "
+        "shows the frame's content, and the scene's own light changes (longer than "
+        "flicker_window) are kept."
     )
     CATEGORY = CATEGORY
     FUNCTION = "filter"
@@ -55,6 +55,7 @@ class NeuralFilter:
                                "node where shots start, so nothing carries over a cut. Not "
                                "connected: the cuts are detected on these images."}),
                 "strength": STRENGTH,
+                "faithful": FAITHFUL,
                 "flicker_window": FLICKER_WINDOW,
                 "confidence": ("MASK", {
                     "tooltip": "FitNeuralAtlas's confidence (optional; measured here when not "
@@ -63,16 +64,16 @@ class NeuralFilter:
             },
         }
 
-    def filter(self, images, atlas_frames, weights, atlas=None, strength=1.0,
+    def filter(self, images, atlas_frames, weights, atlas=None, strength=1.0, faithful=False,
                flicker_window=10, confidence=None):
         base = FilterConfig()
         config = FilterConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
-                              device=compute_device(),
+                              device=compute_device(), faithful=faithful,
                               flicker=replace(base.flicker, strength=strength,
                                               flicker_window=flicker_window))
-        if confidence is not None:
-            confidence = confidence_from_mask(confidence, images.shape[0],
-                                              tuple(images.shape[1:3]), base.confidence)
+        confidence = confidence_from_mask(confidence, images.shape[0], tuple(images.shape[1:3]),
+                                          base.confidence) \
+            if confidence is not None and faithful else None
         out = apply_neural_filter(images, atlas_frames, config, on_progress=progress_callback(),
                                   shot_starts=shot_starts_of(images, atlas),
                                   confidence=confidence)

@@ -12,7 +12,7 @@ from .comfy_glue import (
     shot_starts_of,
     weight_choices,
 )
-from .inputs import FLICKER_WINDOW, STRENGTH
+from .inputs import REFINE_FLICKER_WINDOW, STRENGTH
 
 
 class LocalFlickerRefine:
@@ -48,11 +48,11 @@ class LocalFlickerRefine:
                                "node where shots start, so nothing carries over a cut. Not "
                                "connected: the cuts are detected on these images."}),
                 "strength": STRENGTH,
-                "flicker_window": FLICKER_WINDOW,
+                "flicker_window": REFINE_FLICKER_WINDOW,
             },
         }
 
-    def refine(self, images, weights, atlas=None, strength=1.0, flicker_window=10):
+    def refine(self, images, weights, atlas=None, strength=1.0, flicker_window=0):
         config = RefineConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
                               device=compute_device(), strength=strength,
                               flicker_window=flicker_window)
