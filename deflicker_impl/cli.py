@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from .atlas import PRESETS, AtlasConfig
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig
 from .neural_filter import FilterConfig
+from .output_safety import OutputTransaction, interrupt_message, plan_outputs
 from .pipeline import (
     DEFAULT_STOP_AFTER,
     INTERMEDIATE_DTYPES,
@@ -20,6 +22,7 @@ from .pipeline import (
     PipelineConfig,
     run_pipeline,
 )
+from .preflight import check_memory, check_pipeline_config, check_range, load_stage_networks
 from .shots import ShotConfig
 
 
@@ -49,39 +52,22 @@ class TerminalProgress:
         sys.stderr.flush()
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+def _read_input(path, args: argparse.Namespace, label: str = "INPUT"):
+    """read_clip with --allow-truncated; a truncated clip read anyway is said on stderr."""
+    from .video_io import read_clip
+
+    clip = read_clip(path, allow_truncated=getattr(args, "allow_truncated", False))
+    if clip.missing_frames:
+        print(f"warning: {label} {path} is truncated: read {clip.num_frames} of the "
+              f"{clip.declared_frames} frames it declares (--allow-truncated)", file=sys.stderr)
+    return clip
 
 
-def _write_output(path: Path, frames, fps) -> Path:
-    """Write atomically for files: an interrupted run never leaves a truncated OUTPUT behind."""
-    from .video_io import write_clip
-
-    if path.suffix == "" or path.is_dir():
-        return write_clip(path, frames, fps)
-    tmp = _temporary_sibling(path)
-    try:
-        write_clip(tmp, frames, fps)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def _cmd_deflicker(args: argparse.Namespace) -> int:
-    from .video_io import read_clip, write_clip
-
-    out_path = Path(args.output)
-    if out_path.resolve() == Path(args.input).resolve():
-        raise DeflickerInputError("OUTPUT must differ from INPUT; the input is never overwritten.")
-    clip = read_clip(args.input)
-    t, h, w, _ = clip.frames.shape
-    print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
+def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     atlas = AtlasConfig(preset=args.preset, iterations=args.iterations, seed=args.seed,
                         device=args.device, fit_long_side=args.fit_long_side,
                         atlas_resolution=args.atlas_resolution)
-    config = PipelineConfig(
+    return PipelineConfig(
         stop_after=args.stop_after, atlas=atlas,
         filter=FilterConfig(weights_path=args.filter_weights, device=args.device),
         refine=RefineConfig(weights_path=args.refine_weights, device=args.device),
@@ -89,16 +75,48 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                          max_segment_frames=args.max_segment_frames,
                          segment_overlap=args.segment_overlap),
         intermediate_dtype=args.intermediate_dtype, in_place=True)  # the decoded frames are ours
+
+
+def _cmd_deflicker(args: argparse.Namespace) -> int:
+    from .video_io import probe_clip
+
+    # Everything that can be checked is checked before decoding and fitting (issue 16).
+    config = _pipeline_config(args)
+    check_pipeline_config(config)
+    info = probe_clip(args.input)
+    inputs = {"INPUT": args.input, "--masks": args.masks, "--sam-checkpoint": args.sam_checkpoint,
+              "--filter-weights": args.filter_weights, "--refine-weights": args.refine_weights}
+    targets = plan_outputs({"OUTPUT": (args.output, info.frames),
+                            "--save-atlas-frames": (args.save_atlas_frames, info.frames),
+                            "--save-texture": (args.save_texture, None)},
+                           inputs, overwrite=args.overwrite)
+    if args.sam_checkpoint:
+        check_range("--sam-frame", args.sam_frame, 0, info.frames - 1, " (a frame of INPUT)")
+    for label in ("--masks", "--sam-checkpoint"):
+        if inputs[label] and not Path(inputs[label]).exists():
+            raise DeflickerInputError(f"{label} {inputs[label]} does not exist.")
+    check_memory(info, "INPUT", args.input, args.intermediate_dtype, args.stop_after,
+                 args.memory_limit)
+    load_stage_networks(config)
+
+    clip = _read_input(args.input, args)
+    t, h, w, _ = clip.frames.shape
+    print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
     masks = _foreground_masks(args, clip.frames)
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
     result = run_pipeline(clip.frames, config, progress, masks=masks)
-    written = _write_output(out_path, result.frames, clip.fps)
-    print(f"wrote {written}", file=sys.stderr)
+    outputs: OutputTransaction = args.outputs
+    outputs.write(targets["OUTPUT"], result.frames, clip.fps)
     if args.save_atlas_frames:
-        write_clip(args.save_atlas_frames, result.atlas_frames, clip.fps)
+        outputs.write(targets["--save-atlas-frames"], result.atlas_frames, clip.fps)
     if args.save_texture:
-        write_clip(Path(args.save_texture), result.atlas.texture_preview(), clip.fps)
-    summary = {"output": str(written), "frames": t, "width": w, "height": h,
+        texture = result.atlas.texture_preview()
+        if targets["--save-texture"].kind == "image":  # one image: the textures one above another
+            texture = texture.reshape(1, -1, *texture.shape[2:])
+        outputs.write(targets["--save-texture"], texture, clip.fps)
+    written = outputs.commit()
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    summary = {"output": str(written[0]), "frames": t, "width": w, "height": h,
                "fps": float(clip.fps), "shot_starts": result.atlas.shot_starts,
                "segments": result.atlas.segment_ranges(),
                "layers": max(seg.atlas.num_layers for seg in result.atlas.segments),
@@ -115,9 +133,7 @@ def _foreground_masks(args: argparse.Namespace, frames):
     if args.masks and args.sam_checkpoint:
         raise DeflickerInputError("Give either --masks or --sam-checkpoint, not both.")
     if args.masks:
-        from .video_io import read_clip
-
-        return read_clip(args.masks).frames.mean(dim=-1)
+        return _read_input(args.masks, args, "--masks").frames.mean(dim=-1)
     if not args.sam_checkpoint:
         if any(prompts):
             raise DeflickerInputError("--sam-points/--sam-negative-points/--sam-box need "
@@ -138,12 +154,12 @@ def _foreground_masks(args: argparse.Namespace, frames):
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from .metrics import compute_warp_reference, flicker_index, psnr, warping_error
-    from .video_io import read_clip
 
-    clip = read_clip(args.input).frames
+    clip = _read_input(args.input, args).frames
     report = {"frames": int(clip.shape[0]), "flicker_index": flicker_index(clip)}
-    ref_clip = read_clip(args.reference).frames if args.reference else None
-    flow_clip = read_clip(args.flow_from).frames if args.flow_from else ref_clip
+    ref_clip = _read_input(args.reference, args, "--reference").frames if args.reference else None
+    flow_clip = (_read_input(args.flow_from, args, "--flow-from").frames if args.flow_from
+                 else ref_clip)
     for name, other in (("--reference", ref_clip), ("--flow-from", flow_clip)):
         if other is not None and other.shape != clip.shape:
             raise DeflickerInputError(
@@ -161,16 +177,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_frames
     from .plots import metrics_plot
     from .report import measure
-    from .video_io import read_clip, write_clip
+    from .video_io import probe_clip
 
-    before, after = read_clip(args.before), read_clip(args.after)
+    frames = probe_clip(args.before).frames
+    targets = plan_outputs({"OUTPUT": (args.output, frames), "--plot": (args.plot, 1)},
+                           {"BEFORE": args.before, "AFTER": args.after}, overwrite=args.overwrite)
+    probe_clip(args.after)
+    before, after = _read_input(args.before, args, "BEFORE"), _read_input(args.after, args, "AFTER")
     report = measure(after.frames, before.frames, flow_from="compare_to")
     sheet = compare_frames(before.frames, after.frames, layout=args.layout)
-    written = _write_output(Path(args.output), sheet, before.fps)
-    print(f"wrote {written}", file=sys.stderr)
+    outputs: OutputTransaction = args.outputs
+    outputs.write(targets["OUTPUT"], sheet, before.fps)
     if args.plot:
-        plot = metrics_plot(report, names=("after", "before"))
-        print(f"wrote {write_clip(Path(args.plot), plot, before.fps)}", file=sys.stderr)
+        outputs.write(targets["--plot"], metrics_plot(report, names=("after", "before")),
+                      before.fps)
+    print(f"wrote {', '.join(str(p) for p in outputs.commit())}", file=sys.stderr)
     a, b = report.images, report.compare_to
     print(json.dumps({"flicker_index": {"before": b.flicker_index, "after": a.flicker_index},
                       "warping_error": {"before": b.warping_error, "after": a.warping_error},
@@ -180,16 +201,34 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_flicker(args: argparse.Namespace) -> int:
     from .synthetic import add_synthetic_flicker
-    from .video_io import read_clip
+    from .video_io import probe_clip
 
-    clip = read_clip(args.input)
+    check_range("--window", args.window, 1, None, " frames")
+    check_range("--strength", args.strength, 0.0, 10.0)
+    targets = plan_outputs({"OUTPUT": (args.output, probe_clip(args.input).frames)},
+                           {"INPUT": args.input}, overwrite=args.overwrite)
+    clip = _read_input(args.input, args)
     flickered = add_synthetic_flicker(clip.frames, window=args.window, seed=args.seed,
                                       gain_sigma=args.strength * 0.15,
                                       gamma_sigma=args.strength * 0.10,
                                       offset_sigma=args.strength * 0.03,
                                       local_sigma=args.strength * 0.15)
-    print(f"wrote {_write_output(Path(args.output), flickered, clip.fps)}", file=sys.stderr)
+    args.outputs.write(targets["OUTPUT"], flickered, clip.fps)
+    print(f"wrote {', '.join(str(p) for p in args.outputs.commit())}", file=sys.stderr)
     return 0
+
+
+def add_safety_options(parser: argparse.ArgumentParser, writes: bool = True) -> None:
+    """The reading and output-safety options every subcommand shares (batch too)."""
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="read a video that decodes to fewer frames than its container "
+                             "declares (a warning says how many), instead of refusing it")
+    if writes:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="replace an output frame folder that already holds frames "
+                                 "(as a whole, once the new frames are complete); without it "
+                                 "such a folder is refused. Output files are always replaced "
+                                 "atomically; inputs are never overwritten")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,7 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the atlas reconstruction of every frame here")
     d.add_argument("--save-texture", default=None,
                    help="also write the atlas texture as an image (e.g. atlas.png)")
+    d.add_argument("--memory-limit", type=float, default=None, metavar="GB",
+                   help="refuse, before decoding, a run whose estimated peak memory exceeds "
+                        "this (default: the memory available now; 0 = no check)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_safety_options(d)
     d.set_defaults(func=_cmd_deflicker)
 
     m = sub.add_parser("metrics", help="flicker index and warping error of a clip",
@@ -264,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--flow-from", default=None,
                    help="clip of the same shape whose motion defines the warping error (e.g. the "
                         "input of a deflicker run, to compare input and output on equal terms)")
+    add_safety_options(m, writes=False)
     m.set_defaults(func=_cmd_metrics)
 
     c = sub.add_parser("compare", help="before/after comparison video, metrics and plot",
@@ -277,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default="side_by_side")
     c.add_argument("--plot", default=None,
                    help="also write the per-frame metrics plot as an image (e.g. plot.png)")
+    add_safety_options(c)
     c.set_defaults(func=_cmd_compare)
 
     f = sub.add_parser("flicker", help="add synthetic flicker to a clean clip (for testing)",
@@ -286,17 +331,26 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--window", type=int, default=1, help="frames sharing one flicker pattern")
     f.add_argument("--strength", type=float, default=1.0, help="scales every flicker component")
     f.add_argument("--seed", type=int, default=0)
+    add_safety_options(f)
     f.set_defaults(func=_cmd_flicker)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one subcommand: exit 0, 2 with one line on bad input, 130 with one line on Ctrl-C."""
+    if threading.current_thread() is threading.main_thread():
+        # From here Ctrl-C is a KeyboardInterrupt again (during start-up, the package's own
+        # handler exits 130 at once: see deflicker_impl/__init__.py).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    outputs = OutputTransaction()
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+        args.outputs = outputs
+        with outputs:
+            return args.func(args)
     except DeflickerInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: no output was written", file=sys.stderr)
+        print(f"\n{interrupt_message(outputs)}", file=sys.stderr)
         return 130

@@ -18,7 +18,7 @@ from .device import resolve_device
 from .errors import DeflickerInputError
 from .filter_net import FilterNetConfig, NeuralFilterNet
 from .global_stability import stabilise_global_colour
-from .weights import default_weights_path, load_network
+from .weights import check_network_output, default_weights_path, load_network
 
 WEIGHTS_KIND = "neural_filter"
 DEFAULT_WEIGHTS_NAME = "neural_filter.safetensors"
@@ -112,6 +112,7 @@ def apply_neural_filter(
         with torch.inference_mode():
             filtered = _filter_tiled(net, frame, atlas, cfg.tile_size, cfg.tile_overlap,
                                      tile_done)
+        check_network_output(filtered, net, "The neural filter")
         result[start:stop] = filtered.permute(0, 2, 3, 1).to("cpu", torch.float32)
         if on_progress is not None:
             on_progress(stop, t)
