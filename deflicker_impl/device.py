@@ -33,7 +33,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 def check_device(resolved: torch.device, asked: object = None) -> torch.device:
     """`resolved` if this machine can compute on it, else a DeflickerInputError that names what
     was asked for (`asked`) and what to use instead."""
-    asked = resolved if asked is None else asked
+    asked = str(resolved) if asked is None else asked
     if resolved.type == "cpu":
         return resolved
     if resolved.type == "cuda":

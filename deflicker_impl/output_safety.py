@@ -95,7 +95,7 @@ def output_kind(path: str | os.PathLike, label: str = "OUTPUT") -> str:
     if suffix in SINGLE_IMAGE_SUFFIXES:
         return "image"
     raise DeflickerInputError(
-        f"{label} {path}: unknown output type {suffix!r}. Use a video ({', '.join(VIDEO_SUFFIXES)}),"
+        f"Unknown output type {suffix!r} for {label} {path}. Use a video ({', '.join(VIDEO_SUFFIXES)}),"
         f" an animated image ({', '.join(ANIMATED_IMAGE_SUFFIXES)}), an image for a single frame,"
         " or a folder path (no suffix) for PNG frames.")
 
@@ -161,8 +161,8 @@ def check_output_collisions(targets: Iterable[OutputTarget],
             src = resolve_path(source)
             if same_path(target.path, source):
                 raise DeflickerInputError(
-                    f"{target.label} {target.path} is {label} ({source}); inputs are never "
-                    "overwritten. Choose another output path.")
+                    f"{target.label} {target.path} is {label} ({source}): an output must differ "
+                    "from every input, inputs are never overwritten. Choose another output path.")
             if target.kind == "folder" and _is_inside(src, out):
                 raise DeflickerInputError(
                     f"{target.label} folder {target.path} contains {label} ({source}); writing "
