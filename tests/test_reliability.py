@@ -484,3 +484,14 @@ def test_unknown_or_unavailable_devices_are_refused(name, words):
         resolve_device(name)
     with pytest.raises(DeflickerInputError, match=words):
         resolve_device(torch.device(name) if name != "nonsense" else name)
+
+
+def test_the_readme_table_lists_what_happens_when():
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## What happens when ..."):]
+    table = table[: table.index("\n## ")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 15
+    for words in ("compare A B A", "--overwrite", "Ctrl-C", "--allow-truncated", "16-bit",
+                  "--memory-limit", "--device meta", "NaN or infinite", "0..255"):
+        assert words in table, words
