@@ -8,13 +8,17 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 from .atlas import PRESETS, AtlasConfig
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig
 from .neural_filter import FilterConfig
-from .output_safety import OutputTransaction, interrupt_message, plan_outputs
+from .output_safety import (
+    OutputTransaction,
+    add_safety_options,
+    interrupt_message,
+    plan_outputs,
+)
 from .pipeline import (
     DEFAULT_STOP_AFTER,
     INTERMEDIATE_DTYPES,
@@ -22,7 +26,7 @@ from .pipeline import (
     PipelineConfig,
     run_pipeline,
 )
-from .preflight import check_memory, check_pipeline_config, check_range, load_stage_networks
+from .preflight import check_deflicker_job, check_range
 from .shots import ShotConfig
 
 
@@ -78,26 +82,17 @@ def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _cmd_deflicker(args: argparse.Namespace) -> int:
-    from .video_io import probe_clip
-
-    # Everything that can be checked is checked before decoding and fitting (issue 16).
+    # Everything that can be checked is checked before decoding and fitting.
     config = _pipeline_config(args)
-    check_pipeline_config(config)
-    info = probe_clip(args.input)
-    inputs = {"INPUT": args.input, "--masks": args.masks, "--sam-checkpoint": args.sam_checkpoint,
-              "--filter-weights": args.filter_weights, "--refine-weights": args.refine_weights}
-    targets = plan_outputs({"OUTPUT": (args.output, info.frames),
-                            "--save-atlas-frames": (args.save_atlas_frames, info.frames),
-                            "--save-texture": (args.save_texture, None)},
-                           inputs, overwrite=args.overwrite)
+    job = check_deflicker_job(
+        args.input, config, args.output, args.save_atlas_frames, args.save_texture,
+        other_inputs={"--masks": args.masks, "--sam-checkpoint": args.sam_checkpoint,
+                      "--filter-weights": args.filter_weights,
+                      "--refine-weights": args.refine_weights},
+        must_exist=("--masks", "--sam-checkpoint"), overwrite=args.overwrite, memory_limit_gb=args.memory_limit)
+    targets = job.targets
     if args.sam_checkpoint:
-        check_range("--sam-frame", args.sam_frame, 0, info.frames - 1, " (a frame of INPUT)")
-    for label in ("--masks", "--sam-checkpoint"):
-        if inputs[label] and not Path(inputs[label]).exists():
-            raise DeflickerInputError(f"{label} {inputs[label]} does not exist.")
-    check_memory(info, "INPUT", args.input, args.intermediate_dtype, args.stop_after,
-                 args.memory_limit)
-    load_stage_networks(config)
+        check_range("--sam-frame", args.sam_frame, 0, job.info.frames - 1, " (a frame of INPUT)")
 
     clip = _read_input(args.input, args)
     t, h, w, _ = clip.frames.shape
@@ -216,19 +211,6 @@ def _cmd_flicker(args: argparse.Namespace) -> int:
     args.outputs.write(targets["OUTPUT"], flickered, clip.fps)
     print(f"wrote {', '.join(str(p) for p in args.outputs.commit())}", file=sys.stderr)
     return 0
-
-
-def add_safety_options(parser: argparse.ArgumentParser, writes: bool = True) -> None:
-    """The reading and output-safety options every subcommand shares (batch too)."""
-    parser.add_argument("--allow-truncated", action="store_true",
-                        help="read a video that decodes to fewer frames than its container "
-                             "declares (a warning says how many), instead of refusing it")
-    if writes:
-        parser.add_argument("--overwrite", action="store_true",
-                            help="replace an output frame folder that already holds frames "
-                                 "(as a whole, once the new frames are complete); without it "
-                                 "such a folder is refused. Output files are always replaced "
-                                 "atomically; inputs are never overwritten")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ command alike):
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import shutil
@@ -307,6 +308,20 @@ def _move_into_place(tmp: Path, target: OutputTarget) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)
+
+
+def add_safety_options(parser: argparse.ArgumentParser, writes: bool = True) -> None:
+    """The command-line options every subcommand shares (batch too): --allow-truncated for
+    reading and, for commands that write (`writes`), --overwrite."""
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="read a video that decodes to fewer frames than its container "
+                             "declares (a warning says how many), instead of refusing it")
+    if writes:
+        parser.add_argument("--overwrite", action="store_true",
+                            help="replace an output frame folder that already holds frames "
+                                 "(as a whole, once the new frames are complete); without it "
+                                 "such a folder is refused. Output files are always replaced "
+                                 "atomically; inputs are never overwritten")
 
 
 def interrupt_message(transaction: OutputTransaction | None) -> str:

@@ -10,12 +10,17 @@ with the user's own value in the message, not after a fit of minutes. `run_pipel
 - `load_stage_networks`: loads (and caches) the networks of the stages that will run.
 - `estimate_peak_bytes` / `available_memory_bytes` / `check_memory`: the memory a run needs,
   from the container's frame count and frame size, against what the machine can give.
+- `check_deflicker_job`: all of the above plus the output checks (output_safety.plan_outputs)
+  for one deflicker run, as the CLI does it; a batch of runs calls it per run and then
+  `output_safety.check_output_collisions` over all runs' outputs and inputs together.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +28,7 @@ from .device import resolve_device
 from .errors import DeflickerInputError
 
 if TYPE_CHECKING:
+    from .output_safety import OutputTarget
     from .pipeline import PipelineConfig
     from .video_io import ClipInfo
 
@@ -178,3 +184,50 @@ def check_memory(info: ClipInfo, label: str, path: str | os.PathLike,
             f"GB as float32), but {budget / GIB:.1f} GB are {source}. Cut the clip into shorter "
             "parts (e.g. ffmpeg -ss START -t SECONDS), scale it down, or free memory.")
     return need
+
+
+@dataclass(frozen=True)
+class DeflickerJob:
+    """One deflicker run, checked before any work: the input's header, the checked outputs
+    (label -> OutputTarget, e.g. "OUTPUT", "--save-atlas-frames", "--save-texture") and the
+    estimated peak memory in bytes."""
+
+    info: ClipInfo
+    targets: dict[str, OutputTarget]
+    memory_bytes: int
+
+
+def check_deflicker_job(
+    input_path: str | os.PathLike,
+    config: PipelineConfig,
+    output: str | os.PathLike,
+    save_atlas_frames: str | os.PathLike | None = None,
+    save_texture: str | os.PathLike | None = None,
+    other_inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    must_exist: tuple[str, ...] = (),
+    overwrite: bool = False,
+    memory_limit_gb: float | None = None,
+) -> DeflickerJob:
+    """Everything a deflicker run can be refused for, checked before decoding: options and
+    devices, the input's header, every output (kind, writability, collisions with each other
+    and with INPUT and `other_inputs` such as masks and weights files, existing frame folders
+    unless `overwrite`), that the `other_inputs` labelled in `must_exist` exist, the memory, and
+    the weights of every stage that will run (loaded into the cache the run then uses)."""
+    from .output_safety import plan_outputs
+    from .video_io import probe_clip
+
+    check_pipeline_config(config)
+    info = probe_clip(input_path)
+    inputs = {"INPUT": input_path, **(other_inputs or {})}
+    targets = plan_outputs({"OUTPUT": (output, info.frames),
+                            "--save-atlas-frames": (save_atlas_frames, info.frames),
+                            "--save-texture": (save_texture, None)},  # one per segment
+                           inputs, overwrite=overwrite)
+    for label in must_exist:
+        path = inputs.get(label)
+        if path is not None and str(path) != "" and not Path(path).exists():
+            raise DeflickerInputError(f"{label} {path} does not exist.")
+    need = check_memory(info, "INPUT", input_path, config.intermediate_dtype, config.stop_after,
+                        memory_limit_gb)
+    load_stage_networks(config)
+    return DeflickerJob(info, targets, need)
