@@ -7,6 +7,7 @@ The README's table "What happens when ..." lists these cases; each is specified 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -170,6 +171,34 @@ def test_write_errors_name_the_users_path_not_the_temporary(tmp_path):
         outputs.write(target, torch.rand(2, 8, 8, 3), 24)  # two frames for one image
     assert str(caught.value).startswith(f"{tmp_path / 'o.png'} is a single-image file")
     assert ".partial" not in str(caught.value) and tree(tmp_path) == []
+
+
+def test_the_interrupt_message_after_the_commit_names_what_was_written(tmp_path):
+    targets = plan_outputs({"OUTPUT": (tmp_path / "o.gif", 2), "--plot": (tmp_path / "p.png", 1)},
+                           {})
+    with OutputTransaction() as outputs:
+        outputs.write(targets["OUTPUT"], torch.rand(2, 8, 8, 3), 24)
+        outputs.write(targets["--plot"], torch.rand(1, 8, 8, 3), 24)
+        assert outputs.commit() == [tmp_path / "o.gif", tmp_path / "p.png"]
+    assert interrupt_message(outputs) == (
+        f"interrupted after the outputs were written: {tmp_path / 'o.gif'}, {tmp_path / 'p.png'}")
+    assert tree(tmp_path) == ["o.gif", "p.png"] and read_clip(tmp_path / "o.gif").num_frames == 2
+
+
+def test_a_texture_image_of_several_segments_is_written_after_the_fit(tmp_path):
+    clip = panning_clip(frames=10, h=24, w=32, detail=4)
+    src = write_clip(tmp_path / "in.mp4", clip, 12)
+    res = run_cli("deflicker", str(src), str(tmp_path / "o.mp4"), "--stop-after", "atlas",
+                  "--iterations", "5", "--quiet", "--max-segment-frames", "6",
+                  "--segment-overlap", "1", "--no-scene-cuts",
+                  "--save-texture", str(tmp_path / "t.png"))
+    assert res.returncode == 0, res.stderr
+    segments = json.loads(res.stdout.strip().splitlines()[-1])["segments"]
+    assert len(segments) == 2
+    texture = read_clip(tmp_path / "t.png").frames  # one image: the textures one above another
+    assert texture.shape[0] == 1 and texture.shape[1] % 2 == 0
+    top, bottom = texture[0].chunk(2, dim=0)
+    assert float((top - bottom).abs().mean()) > 0  # two different segment textures
 
 
 def test_cli_commands_never_overwrite_their_inputs(tmp_path, clip_mp4):
