@@ -89,15 +89,17 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
         other_inputs={"--masks": args.masks, "--sam-checkpoint": args.sam_checkpoint,
                       "--filter-weights": args.filter_weights,
                       "--refine-weights": args.refine_weights},
-        must_exist=("--masks", "--sam-checkpoint"), overwrite=args.overwrite, memory_limit_gb=args.memory_limit)
+        must_exist=("--masks", "--sam-checkpoint"), overwrite=args.overwrite,
+        memory_limit_gb=args.memory_limit)
     targets = job.targets
     if args.sam_checkpoint:
         check_range("--sam-frame", args.sam_frame, 0, job.info.frames - 1, " (a frame of INPUT)")
+    make_masks = _foreground_masks(args)
 
     clip = _read_input(args.input, args)
     t, h, w, _ = clip.frames.shape
     print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
-    masks = _foreground_masks(args, clip.frames)
+    masks = make_masks(clip.frames)
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
     result = run_pipeline(clip.frames, config, progress, masks=masks)
     outputs: OutputTransaction = args.outputs
@@ -120,20 +122,22 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _foreground_masks(args: argparse.Namespace, frames):
-    """The foreground MASK batch [T,H,W] for a two-layer atlas, or None: read from --masks
-    (a video or a folder of images, white = foreground; any size, one frame = every frame),
-    or segmented with Segment Anything from --sam-checkpoint and prompts on --sam-frame."""
+def _foreground_masks(args: argparse.Namespace):
+    """How the foreground MASK batch [T,H,W] for a two-layer atlas is made, checked before
+    decoding: a function frames -> masks (or None: one layer). Masks are read from --masks (a
+    video or a folder of images, white = foreground; any size, one frame = every frame) or
+    segmented with Segment Anything from --sam-checkpoint (loaded now, so a bad file fails
+    before the work) and prompts on --sam-frame."""
     prompts = (args.sam_points, args.sam_negative_points, args.sam_box)
     if args.masks and args.sam_checkpoint:
         raise DeflickerInputError("Give either --masks or --sam-checkpoint, not both.")
     if args.masks:
-        return _read_input(args.masks, args, "--masks").frames.mean(dim=-1)
+        return lambda frames: _read_input(args.masks, args, "--masks").frames.mean(dim=-1)
     if not args.sam_checkpoint:
         if any(prompts):
             raise DeflickerInputError("--sam-points/--sam-negative-points/--sam-box need "
                                       "--sam-checkpoint (a Segment Anything .pth file).")
-        return None
+        return lambda frames: None
     from .sam import load_sam, masks_from_prompts, parse_box, parse_points
 
     positive = parse_points(args.sam_points, "--sam-points")
@@ -143,8 +147,9 @@ def _foreground_masks(args: argparse.Namespace, frames):
         raise DeflickerInputError("Segment Anything needs a prompt: --sam-points \"x,y; x,y\" "
                                   "and/or --sam-box \"x0,y0,x1,y1\" (pixels of --sam-frame).")
     sam = load_sam(args.sam_checkpoint, args.device)
-    return masks_from_prompts(sam, frames, args.sam_frame, positive, negative, box,
-                              on_progress=TerminalProgress("segment", enabled=not args.quiet))
+    return lambda frames: masks_from_prompts(
+        sam, frames, args.sam_frame, positive, negative, box,
+        on_progress=TerminalProgress("segment", enabled=not args.quiet))
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:

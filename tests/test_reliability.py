@@ -295,6 +295,7 @@ def test_ctrl_c_during_start_up_exits_130_with_one_line(clip_mp4, tmp_path):
     (["--device", "cuda:7"], "Device 'cuda:7'"),
     (["--device", "tpu"], "Unknown device 'tpu'"),
     (["--sam-checkpoint", "nowhere/sam.pth", "--sam-box", "1,1,5,5"], "nowhere/sam.pth"),
+    (["--sam-points", "5,5"], "need --sam-checkpoint"),
 ])
 def test_bad_options_fail_before_decoding(truncated_mkv, tmp_path, extra, words):
     res = run_cli("deflicker", str(truncated_mkv), str(tmp_path / "o.mp4"), "--quiet", *extra)
