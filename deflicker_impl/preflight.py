@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 
 GIB = 1 << 30
 # Memory of the process besides the clip: PyTorch and OpenCV themselves, the networks, the
-# atlas fit at its low resolution, the filter's chunk and the encoder (measured ~0.6-0.8 GB).
-WORKING_BYTES = 1 * GIB
+# atlas fit at its low resolution, the filter's chunk, the refinement's frame and the encoder.
+# Measured: a full CLI run on 96 frames of 640x360 peaked at 1.60 GiB RSS, 1.23 GiB of it
+# besides 1.5x the clip's float32 size; larger frames need somewhat more.
+WORKING_BYTES = 3 * GIB // 2
 # Bytes per float32 byte of the whole clip held during a CLI run (see estimate_peak_bytes).
 ATLAS_FRAME_FACTOR = {"uint8": 0.25, "float16": 0.5, "float32": 1.0}
 

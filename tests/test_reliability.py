@@ -27,7 +27,7 @@ from deflicker_impl.errors import DeflickerInputError, WeightsError
 from deflicker_impl.filter_net import FilterNetConfig, build_neural_filter
 from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter, load_neural_filter
 from deflicker_impl.output_safety import OutputTransaction, interrupt_message, plan_outputs
-from deflicker_impl.preflight import GIB, check_memory, estimate_peak_bytes
+from deflicker_impl.preflight import GIB, WORKING_BYTES, check_memory, estimate_peak_bytes
 from deflicker_impl.video_io import ClipInfo, probe_clip, read_clip, write_clip
 from deflicker_impl.weights import save_weights
 
@@ -363,7 +363,7 @@ def test_a_run_too_large_for_the_memory_is_refused_before_decoding(truncated_mkv
     res = run_cli("deflicker", str(truncated_mkv), str(tmp_path / "o.mp4"), "--quiet",
                   "--memory-limit", "0.5")
     assert res.returncode == 2
-    assert "48 frames of 48x32 need about 1.0 GB" in res.stderr
+    assert "48 frames of 48x32 need about 1.5 GB" in res.stderr
     assert "0.5 GB are --memory-limit 0.5 GB" in res.stderr and "declares" not in res.stderr
 
 
@@ -371,10 +371,10 @@ def test_memory_estimate_from_the_header_of_a_long_1080p_clip():
     info = ClipInfo(frames=10000, height=1080, width=1920, fps=24)
     clip = 10000 * 1080 * 1920 * 3 * 4
     assert info.float32_bytes() == clip  # 232 GiB as float32 (62 GB as 8-bit frames)
-    assert estimate_peak_bytes(info) == int(clip * 1.5) + GIB
-    assert estimate_peak_bytes(info, "float32") == int(clip * 2.25) + GIB
+    assert estimate_peak_bytes(info) == int(clip * 1.5) + WORKING_BYTES
+    assert estimate_peak_bytes(info, "float32") == int(clip * 2.25) + WORKING_BYTES
     with pytest.raises(DeflickerInputError,
-                       match=r"10000 frames of 1920x1080 need about 348\.6 GB .* 231\.7 GB"):
+                       match=r"10000 frames of 1920x1080 need about 349\.1 GB .* 231\.7 GB"):
         check_memory(info, "INPUT", "long.mp4", limit_gb=24)
     assert check_memory(info, "INPUT", "long.mp4", limit_gb=0) > 80 * GIB  # 0: no check
 
