@@ -63,7 +63,6 @@ def _natural_key(name: str) -> list:
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
 
 
-FLOAT_FRAME_TOLERANCE = 0.05  # float frames may overshoot 0..1 this much (resampling), no more
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
@@ -135,16 +134,14 @@ def _stack_uint8(arrays: list[np.ndarray], source: Path) -> torch.Tensor:
         if a.dtype == np.uint16:
             out[i] = torch.from_numpy(a.astype(np.float32)).div_(65535.0)
         elif a.dtype == np.float32:
-            low, high = float(np.nanmin(a)), float(np.nanmax(a))
-            if not np.isfinite(a).all() or low < -FLOAT_FRAME_TOLERANCE or (
-                    high > 1 + FLOAT_FRAME_TOLERANCE):
-                raise DeflickerInputError(
-                    f"Frame {i} of {source} holds float values {low:.3g}..{high:.3g} (or NaN); "
-                    "float frames must be in 0..1. Tone-map or normalise them first.")
-            out[i] = torch.from_numpy(a).clamp_(0.0, 1.0)
+            out[i] = torch.from_numpy(a)
         else:
             out[i] = torch.from_numpy(a if a.flags.writeable else a.copy())
             out[i].div_(255.0)
+    if any(a.dtype == np.float32 for a in arrays):  # float files: the one clip check (range, NaN)
+        from .clip import prepare_clip
+
+        out = prepare_clip(out, f"{source} (float frames)")
     return out
 
 
