@@ -525,3 +525,15 @@ def test_the_readme_table_lists_what_happens_when():
     for words in ("compare A B A", "--overwrite", "Ctrl-C", "--allow-truncated", "16-bit",
                   "--memory-limit", "--device meta", "NaN or infinite", "0..255"):
         assert words in table, words
+
+
+def test_every_subcommand_documents_its_safety_options():
+    for command, options in (("deflicker", ("--overwrite", "--allow-truncated", "--memory-limit")),
+                             ("compare", ("--overwrite", "--allow-truncated")),
+                             ("flicker", ("--overwrite", "--allow-truncated")),
+                             ("metrics", ("--allow-truncated",))):
+        res = run_cli(command, "--help")
+        assert res.returncode == 0
+        for option in options:
+            assert option in res.stdout, (command, option)
+    assert "--overwrite" not in run_cli("metrics", "--help").stdout  # it writes nothing
