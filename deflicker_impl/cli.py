@@ -1,15 +1,15 @@
-"""Command line: `python -m deflicker_impl {deflicker,metrics,compare,flicker} ...`."""
+"""Command line: `python -m deflicker_impl {deflicker,batch,metrics,compare,flicker} ...`."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from .atlas import PRESETS, AtlasConfig
+from .batch import OUTPUT_FORMATS, run_batch_command
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig
 from .neural_filter import FilterConfig
@@ -21,6 +21,7 @@ from .pipeline import (
     run_pipeline,
 )
 from .shots import ShotConfig
+from .video_io import write_clip_atomically
 
 
 class TerminalProgress:
@@ -49,24 +50,19 @@ class TerminalProgress:
         sys.stderr.flush()
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
-def _write_output(path: Path, frames, fps) -> Path:
-    """Write atomically for files: an interrupted run never leaves a truncated OUTPUT behind."""
-    from .video_io import write_clip
-
-    if path.suffix == "" or path.is_dir():
-        return write_clip(path, frames, fps)
-    tmp = _temporary_sibling(path)
-    try:
-        write_clip(tmp, frames, fps)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The PipelineConfig that the options of `add_pipeline_options` describe."""
+    atlas = AtlasConfig(preset=args.preset, iterations=args.iterations, seed=args.seed,
+                        device=args.device, fit_long_side=args.fit_long_side,
+                        atlas_resolution=args.atlas_resolution)
+    return PipelineConfig(
+        stop_after=args.stop_after, atlas=atlas,
+        filter=FilterConfig(weights_path=args.filter_weights, device=args.device),
+        refine=RefineConfig(weights_path=args.refine_weights, device=args.device),
+        shots=ShotConfig(scene_cuts=not args.no_scene_cuts, cut_sensitivity=args.cut_sensitivity,
+                         max_segment_frames=args.max_segment_frames,
+                         segment_overlap=args.segment_overlap),
+        intermediate_dtype=args.intermediate_dtype, in_place=True)  # the decoded frames are ours
 
 
 def _cmd_deflicker(args: argparse.Namespace) -> int:
@@ -78,21 +74,11 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     clip = read_clip(args.input)
     t, h, w, _ = clip.frames.shape
     print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
-    atlas = AtlasConfig(preset=args.preset, iterations=args.iterations, seed=args.seed,
-                        device=args.device, fit_long_side=args.fit_long_side,
-                        atlas_resolution=args.atlas_resolution)
-    config = PipelineConfig(
-        stop_after=args.stop_after, atlas=atlas,
-        filter=FilterConfig(weights_path=args.filter_weights, device=args.device),
-        refine=RefineConfig(weights_path=args.refine_weights, device=args.device),
-        shots=ShotConfig(scene_cuts=not args.no_scene_cuts, cut_sensitivity=args.cut_sensitivity,
-                         max_segment_frames=args.max_segment_frames,
-                         segment_overlap=args.segment_overlap),
-        intermediate_dtype=args.intermediate_dtype, in_place=True)  # the decoded frames are ours
+    config = pipeline_config_from_args(args)
     masks = _foreground_masks(args, clip.frames)
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
     result = run_pipeline(clip.frames, config, progress, masks=masks)
-    written = _write_output(out_path, result.frames, clip.fps)
+    written = write_clip_atomically(out_path, result.frames, clip.fps)
     print(f"wrote {written}", file=sys.stderr)
     if args.save_atlas_frames:
         write_clip(args.save_atlas_frames, result.atlas_frames, clip.fps)
@@ -166,7 +152,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     before, after = read_clip(args.before), read_clip(args.after)
     report = measure(after.frames, before.frames, flow_from="compare_to")
     sheet = compare_frames(before.frames, after.frames, layout=args.layout)
-    written = _write_output(Path(args.output), sheet, before.fps)
+    written = write_clip_atomically(Path(args.output), sheet, before.fps)
     print(f"wrote {written}", file=sys.stderr)
     if args.plot:
         plot = metrics_plot(report, names=("after", "before"))
@@ -188,8 +174,49 @@ def _cmd_flicker(args: argparse.Namespace) -> int:
                                       gamma_sigma=args.strength * 0.10,
                                       offset_sigma=args.strength * 0.03,
                                       local_sigma=args.strength * 0.15)
-    print(f"wrote {_write_output(Path(args.output), flickered, clip.fps)}", file=sys.stderr)
+    written = write_clip_atomically(Path(args.output), flickered, clip.fps)
+    print(f"wrote {written}", file=sys.stderr)
     return 0
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The options that configure the pipeline: `deflicker` and `batch` share them."""
+    parser.add_argument("--stop-after", choices=STAGES, default=DEFAULT_STOP_AFTER,
+                        help="last stage to run: atlas (the atlas reconstruction), filter (atlas + "
+                             "neural filter) or refine (+ local refinement); default %(default)s")
+    parser.add_argument("--preset", choices=PRESETS, default="fast",
+                        help="atlas preset: 'fast' (default, our explicit-texture atlas) or "
+                             "'paper' (the public MLP configuration; very slow on a CPU)")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="atlas optimisation steps; 0 = the preset's default (fast 300, "
+                             "paper 10001)")
+    parser.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
+                        help="long side in pixels at which the fast atlas is fitted "
+                             "(default %(default)s)")
+    parser.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
+                        help="maximum long side of the atlas texture in texels "
+                             "(default %(default)s)")
+    parser.add_argument("--no-scene-cuts", action="store_true",
+                        help="do not look for scene cuts: fit the whole clip as one shot")
+    parser.add_argument("--cut-sensitivity", type=float, default=ShotConfig.cut_sensitivity,
+                        help="0..1, higher finds subtler cuts (default %(default)s)")
+    parser.add_argument("--max-segment-frames", type=int, default=ShotConfig.max_segment_frames,
+                        help="longer shots are fitted in overlapping segments of at most this many "
+                             "frames; 0 = never split (default %(default)s)")
+    parser.add_argument("--segment-overlap", type=int, default=ShotConfig.segment_overlap,
+                        help="frames shared (and cross-faded) by neighbouring segments "
+                             "(default %(default)s)")
+    parser.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
+                        help="storage of the atlas frames between atlas and filter (default "
+                             "%(default)s: a quarter of float32's memory)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--filter-weights", default=None,
+                        help="neural filter weights (.safetensors); default: the shipped weights")
+    parser.add_argument("--refine-weights", default=None,
+                        help="local refinement weights (.safetensors); default: the shipped "
+                             "weights")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,31 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "count, frame size and frame rate.")
     d.add_argument("input", help="input video file or folder of frames")
     d.add_argument("output", help="output video file (by extension) or folder for PNG frames")
-    d.add_argument("--stop-after", choices=STAGES, default=DEFAULT_STOP_AFTER,
-                   help="last stage to run: atlas (the atlas reconstruction), filter (atlas + "
-                        "neural filter) or refine (+ local refinement); default %(default)s")
-    d.add_argument("--preset", choices=PRESETS, default="fast",
-                   help="atlas preset: 'fast' (default, our explicit-texture atlas) or 'paper' "
-                        "(the public MLP configuration; very slow on a CPU)")
-    d.add_argument("--iterations", type=int, default=0,
-                   help="atlas optimisation steps; 0 = the preset's default (fast 300, paper 10001)")
-    d.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
-                   help="long side in pixels at which the fast atlas is fitted (default %(default)s)")
-    d.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
-                   help="maximum long side of the atlas texture in texels (default %(default)s)")
-    d.add_argument("--no-scene-cuts", action="store_true",
-                   help="do not look for scene cuts: fit the whole clip as one shot")
-    d.add_argument("--cut-sensitivity", type=float, default=ShotConfig.cut_sensitivity,
-                   help="0..1, higher finds subtler cuts (default %(default)s)")
-    d.add_argument("--max-segment-frames", type=int, default=ShotConfig.max_segment_frames,
-                   help="longer shots are fitted in overlapping segments of at most this many "
-                        "frames; 0 = never split (default %(default)s)")
-    d.add_argument("--segment-overlap", type=int, default=ShotConfig.segment_overlap,
-                   help="frames shared (and cross-faded) by neighbouring segments "
-                        "(default %(default)s)")
-    d.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
-                   help="storage of the atlas frames between atlas and filter (default "
-                        "%(default)s: a quarter of float32's memory)")
+    add_pipeline_options(d)
     d.add_argument("--masks", default=None,
                    help="foreground masks (video or folder of images, white = object): "
                         "fit a two-layer atlas (foreground + background)")
@@ -242,18 +245,45 @@ def build_parser() -> argparse.ArgumentParser:
                    help='background points "x,y; x,y" (pixels)')
     d.add_argument("--sam-box", default=None, help='object box "x0,y0,x1,y1" (pixels)')
     d.add_argument("--sam-frame", type=int, default=0, help="frame the prompts refer to")
-    d.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
-    d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    d.add_argument("--filter-weights", default=None,
-                   help="neural filter weights (.safetensors); default: the shipped weights")
-    d.add_argument("--refine-weights", default=None,
-                   help="local refinement weights (.safetensors); default: the shipped weights")
     d.add_argument("--save-atlas-frames", default=None,
                    help="also write the atlas reconstruction of every frame here")
     d.add_argument("--save-texture", default=None,
                    help="also write the atlas texture as an image (e.g. atlas.png)")
-    d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_deflicker)
+
+    b = sub.add_parser(
+        "batch", help="deflicker many clips into one folder (resumable)",
+        description="Deflicker every clip that INPUTS name into --out DIR: each output has its "
+                    "input's name (plus --suffix), with a JSON report per clip in DIR/reports, "
+                    "DIR/summary.csv and DIR/manifest.json. Rerunning the same command skips "
+                    "finished clips and redoes failed or unfinished ones. Exit status 0: all "
+                    "clips done; 1: some failed (see the summary); 2: nothing was done "
+                    "(a mistake in the command); 130: interrupted.")
+    b.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a video file, a folder of frames, a folder of clips, a glob pattern "
+                        "(quoted) or a .txt file listing any of these (one a line)")
+    b.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created if missing); the books of the batch live there")
+    add_pipeline_options(b)
+    b.add_argument("--suffix", default="",
+                   help="appended to each output's name, e.g. _deflickered (default: none)")
+    b.add_argument("--ext", choices=OUTPUT_FORMATS, default="same",
+                   help="output format: same (as the input, default), folder (PNG frames) or "
+                        "a video extension")
+    b.add_argument("--workers", type=int, default=1,
+                   help="clips processed at once on this machine, one process each "
+                        "(default %(default)s)")
+    b.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker; 0 = the cores divided by --workers "
+                        "(1 per Ray task)")
+    b.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the clips as Ray tasks on an existing cluster: its head's "
+                        "host:port or 'auto' (needs the [ray] extra; paths must be reachable "
+                        "from every node)")
+    b.add_argument("--max-clip-gb", type=float, default=0.0,
+                   help="refuse (as failed) a clip whose processing would need more memory; "
+                        "0 = the free memory divided by --workers")
+    b.set_defaults(func=run_batch_command)
 
     m = sub.add_parser("metrics", help="flicker index and warping error of a clip",
                        description="Print the global flicker index and the warping error of "

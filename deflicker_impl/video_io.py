@@ -242,3 +242,97 @@ def write_clip(
     except PermissionError as exc:
         raise DeflickerInputError(f"Cannot write {path}: {exc}.") from exc
     return path
+
+
+def partial_sibling(path: str | os.PathLike) -> Path:
+    """Where `write_clip_atomically` builds `path` before moving it into place (a hidden name,
+    so a half-written result is never taken for an output)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def write_clip_atomically(path: str | os.PathLike, frames: torch.Tensor,
+                          fps: Fraction | float = DEFAULT_FPS) -> Path:
+    """`write_clip`, but an interrupted run never leaves a truncated output at `path`: the clip
+    (file or folder of frames) is written to a hidden sibling and renamed into place. An earlier
+    result at `path` is replaced only once the new one is complete."""
+    import shutil
+
+    path = Path(path)
+    as_folder = path.is_dir() or path.suffix == ""
+    tmp = partial_sibling(path)
+    old = path.with_name(f".{path.name}.replaced")
+    for leftover in (tmp, old):  # from a run that was killed outright
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        elif leftover.exists():
+            leftover.unlink()
+    try:
+        if as_folder:  # an existing folder is written as one, whatever its name looks like
+            tmp.mkdir(parents=True)
+        write_clip(tmp, frames, fps)
+        if as_folder and path.exists():
+            os.replace(path, old)  # a folder cannot be renamed over a non-empty one
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover)
+            elif leftover.exists():
+                leftover.unlink()
+    return path
+
+
+@dataclass
+class ClipSize:
+    """What a clip holds, read from its header (nothing decoded); frames may be an estimate."""
+
+    frames: int
+    height: int
+    width: int
+
+    @property
+    def float_bytes(self) -> int:
+        """Size of the decoded clip as float32 RGB."""
+        return self.frames * self.height * self.width * 3 * 4
+
+
+def probe_clip(path: str | os.PathLike) -> ClipSize:
+    """Frame count and size of a video file, animated image or folder of frames, from headers.
+
+    Cheap (no frame is decoded), so a clip too large for memory can be refused before reading it.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.exists():
+        raise DeflickerInputError(f"Input {path} does not exist.")
+    try:
+        if path.is_dir():
+            files = [p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES]
+            if not files:
+                raise DeflickerInputError(
+                    f"Folder {path} contains no image files ({', '.join(FRAME_SUFFIXES)}).")
+            with Image.open(min(files, key=lambda p: _natural_key(p.name))) as im:
+                return ClipSize(len(files), im.height, im.width)
+        if path.suffix.lower() in ANIMATED_IMAGE_SUFFIXES + FRAME_SUFFIXES:
+            with Image.open(path) as im:
+                return ClipSize(getattr(im, "n_frames", 1), im.height, im.width)
+        import av
+
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DeflickerInputError(f"{path} has no video stream.")
+            stream = container.streams.video[0]
+            frames = stream.frames
+            if not frames:  # not in the header (webm, some mkv): estimate from the duration
+                rate = float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
+                seconds = (float(stream.duration * stream.time_base) if stream.duration
+                           else (container.duration or 0) / 1e6)
+                frames = max(1, round(seconds * rate))
+            return ClipSize(int(frames), stream.codec_context.height, stream.codec_context.width)
+    except DeflickerInputError:
+        raise
+    except Exception as exc:  # PIL and PyAV raise many types for a bad file
+        raise DeflickerInputError(
+            f"Cannot read {path}: {exc}. The file may be corrupt, truncated or not a clip.") from exc

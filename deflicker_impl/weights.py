@@ -192,3 +192,9 @@ def _load_network_cached(path, mtime_ns, size, kind, network_class, config_from_
     net = net.to(device=torch.device(device), dtype=dtype).eval()
     net.requires_grad_(False)
     return net
+
+
+def networks_loaded() -> int:
+    """How many networks this process has read from weights files so far (cache misses of
+    `load_network`): the batch reports it to show that a worker loads each network once."""
+    return _load_network_cached.cache_info().misses
