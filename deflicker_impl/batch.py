@@ -672,8 +672,8 @@ def run_batch(inputs: Iterable[str], out_dir: str | os.PathLike, config: Pipelin
     clips = expand_inputs(inputs)
     jobs = plan_jobs(clips, Path(out_dir).expanduser(), suffix, output_format)
     _load_networks(config)  # a missing weights file fails here, before any clip
-    out = prepare_out_dir(Path(out_dir))
     ray = connect_ray(ray_address) if ray_address is not None else None
+    out = prepare_out_dir(Path(out_dir))
     threads = threads or (1 if ray is not None else default_threads(workers))
     if max_clip_gb:
         max_clip_bytes = int(max_clip_gb * 2**30)
