@@ -169,15 +169,17 @@ def test_fingerprints_follow_the_input_and_the_options(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
-def test_killed_batch_leaves_no_partial_output_and_resumes(tmp_path, stop_signal):
+@pytest.mark.parametrize("stop_signal, workers", [(signal.SIGTERM, "1"), (signal.SIGINT, "2")],
+                         ids=["TERM-in-process", "INT-two-workers"])
+def test_killed_batch_leaves_no_partial_output_and_resumes(tmp_path, stop_signal, workers):
     """A real signal once the first clip is in the manifest; the rerun does not redo it."""
     names = ("k0.mp4", "k1.mp4", "k2.mp4")
     for seed, name in enumerate(names):
-        write_clip(tmp_path / name, flickering(frames=12, h=64, w=96, seed=seed), 12)
+        write_clip(tmp_path / name, flickering(frames=10, h=48, w=80, seed=seed), 12)
     out = tmp_path / "out"
+    options = ("--iterations", "80", "--quiet", "--workers", workers)
     args = [sys.executable, "-m", "deflicker_impl", "batch", *(str(tmp_path / n) for n in names),
-            "--out", str(out), "--iterations", "150", "--quiet"]
+            "--out", str(out), *options]
     with open(tmp_path / "log.txt", "w") as log:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
@@ -198,15 +200,14 @@ def test_killed_batch_leaves_no_partial_output_and_resumes(tmp_path, stop_signal
     assert hidden_leftovers(out) == []
     before = output_mtimes(out, finished)
 
-    rerun = run_batch_cli(*(str(tmp_path / n) for n in names), "--out", str(out),
-                          "--iterations", "150", "--quiet")
+    rerun = run_batch_cli(*(str(tmp_path / n) for n in names), "--out", str(out), *options)
 
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout.splitlines()[-1])["skipped"] == len(finished)
     assert output_mtimes(out, finished) == before
     assert set(manifest_statuses(out).values()) == {"done"}
     for name in names:
-        assert read_clip(out / name).frames.shape == (12, 64, 96, 3)
+        assert read_clip(out / name).frames.shape == (10, 48, 80, 3)
 
 
 @pytest.fixture(scope="module")
