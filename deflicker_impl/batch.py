@@ -493,6 +493,9 @@ def _run_in_processes(jobs: list[ClipJob], settings: BatchSettings, workers: int
                     outcome = future.result()
                 except BrokenProcessPool:
                     continue  # sorted out below, once every future has failed
+                except Exception as exc:  # noqa: BLE001  (e.g. its report could not be written)
+                    outcome = {"status": "failed", "clip": job.name,
+                               "error": f"{type(exc).__name__}: {exc}"}
                 unfinished.remove(job)
                 on_outcome(job, outcome)
         except BaseException:
@@ -606,19 +609,23 @@ def default_threads(workers: int) -> int:
 
 
 def _summary_row(job: ClipJob, report: dict, status: str) -> dict:
+    def rounded(value, digits: int):
+        return round(value, digits) if isinstance(value, float) else ("" if value is None
+                                                                      else value)
+
     seconds = report.get("seconds_per_stage") or {}
     flicker, warp = report.get("flicker_index") or {}, report.get("warping_error") or {}
     return {"clip": job.name, "status": status, "error": report.get("error") or "",
             "input": job.input, "output": job.output if status != "failed" else "",
             "frames": report.get("frames", ""), "width": report.get("width", ""),
-            "height": report.get("height", ""), "fps": report.get("fps", ""),
-            "shots": report.get("shots", ""), "seconds": report.get("seconds", ""),
-            **{f"seconds_{stage}": seconds.get(stage, "") for stage in
+            "height": report.get("height", ""), "fps": rounded(report.get("fps"), 3),
+            "shots": report.get("shots", ""), "seconds": rounded(report.get("seconds"), 2),
+            **{f"seconds_{stage}": rounded(seconds.get(stage), 2) for stage in
                ("atlas", "filter", "refine")},
-            "flicker_index_before": flicker.get("before", ""),
-            "flicker_index_after": flicker.get("after", ""),
-            "warping_error_before": warp.get("before", ""),
-            "warping_error_after": warp.get("after", "")}
+            "flicker_index_before": rounded(flicker.get("before"), 4),
+            "flicker_index_after": rounded(flicker.get("after"), 4),
+            "warping_error_before": rounded(warp.get("before"), 4),
+            "warping_error_after": rounded(warp.get("after"), 4)}
 
 
 def _write_summary(out_dir: Path, rows: dict[str, dict], order: list[ClipJob]) -> None:

@@ -113,7 +113,7 @@ def test_each_clip_has_a_report_with_size_stages_and_metrics(clips, first_run):
 
 
 def test_summary_and_manifest_list_every_clip(first_run):
-    out, res = first_run
+    out, _ = first_run
     rows = summary_rows(out)
 
     assert set(rows) == {"a.mp4", "b.mp4", "c_frames", "broken.mp4"}
@@ -411,3 +411,17 @@ def test_outputs_with_the_same_stem_in_another_format_do_not_collide(tmp_path):
     with pytest.raises(batch.DeflickerInputError, match="would both write"):
         batch.plan_jobs([a, b], tmp_path / "out", output_format=".mp4")
     assert np.unique([j.report for j in jobs]).size == 2
+
+
+def test_ray_is_an_optional_extra_that_the_pack_never_imports():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert [r.split(">")[0] for r in meta["optional-dependencies"]["ray"]] == ["ray"]
+    assert not any(r.startswith("ray") for r in meta["dependencies"])
+    assert "ray" not in (ROOT / "requirements.txt").read_text()
+    code = ("import sys, deflicker_impl.cli, deflicker_impl.batch; "
+            "print('ray' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert run.stdout.strip() == "False"  # imported only by `batch --ray`
