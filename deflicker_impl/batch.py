@@ -451,6 +451,10 @@ def _clip_in_worker(job: ClipJob, settings: BatchSettings) -> dict:
     try:
         return process_clip(job, settings)
     except _Terminated as stop:
+        # Stopped by the parent (Ctrl-C, or the pool shutting down after another worker died):
+        # say so, so that the clip is not taken for the one that killed its worker.
+        _write_report(job, {"clip": job.name, "status": "interrupted",
+                            "run_id": settings.run_id})
         os._exit(stop.code)  # not back into the pool's loop: the parent is shutting it down
 
 
@@ -469,6 +473,11 @@ def _crashed_report(job: ClipJob, run_id: str) -> dict | None:
     except (OSError, ValueError):
         return None
     if report.get("run_id") == run_id and report.get("status") == "running":
+        from .video_io import partial_sibling
+
+        leftover = partial_sibling(job.output)
+        if leftover.is_file():
+            leftover.unlink()
         report.update(status="failed", error="the worker process died while processing this "
                       "clip (killed by the system, e.g. out of memory); try it alone with "
                       "--workers 1 or lower --max-clip-gb to refuse such clips early.")

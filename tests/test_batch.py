@@ -210,6 +210,38 @@ def test_killed_batch_leaves_no_partial_output_and_resumes(tmp_path, stop_signal
         assert read_clip(out / name).frames.shape == (10, 48, 80, 3)
 
 
+@pytest.mark.slow
+def test_a_worker_killed_by_the_system_fails_its_clip_only(tmp_path):
+    """What the OOM killer does to a clip too large for the machine: SIGKILL to its worker."""
+    names = ("w0.mp4", "w1.mp4", "w2.mp4")
+    for seed, name in enumerate(names):
+        write_clip(tmp_path / name, flickering(frames=10, h=48, w=80, seed=seed), 12)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "deflicker_impl", "batch", *(str(tmp_path / n) for n in names),
+            "--out", str(out), "--iterations", "300", "--quiet", "--workers", "2"]
+    victim = None
+    with open(tmp_path / "log.txt", "w") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while victim is None and time.monotonic() < deadline and proc.poll() is None:
+            for report in (out / "reports").glob("w1.mp4.json"):
+                started = json.loads(report.read_text())
+                if started["status"] == "running":
+                    victim = started["worker"]["pid"]
+            time.sleep(0.05)
+        assert victim is not None, (tmp_path / "log.txt").read_text()
+        time.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        code = proc.wait(timeout=300)
+
+    assert code == 1, (tmp_path / "log.txt").read_text()
+    rows = summary_rows(out)
+    assert rows["w1.mp4"]["status"] == "failed" and "worker process died" in rows["w1.mp4"]["error"]
+    assert rows["w0.mp4"]["status"] == rows["w2.mp4"]["status"] == "done"
+    assert not (out / "w1.mp4").exists() and hidden_leftovers(out) == []
+    assert read_clip(out / "w2.mp4").frames.shape == (10, 48, 80, 3)
+
+
 @pytest.fixture(scope="module")
 def workers_run(clips, tmp_path_factory):
     """The clean clips on two local worker processes, one thread each, as PNG folders."""
