@@ -457,3 +457,17 @@ def test_ray_is_an_optional_extra_that_the_pack_never_imports():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert run.stdout.strip() == "False"  # imported only by `batch --ray`
+
+
+def test_a_frame_folder_output_is_replaced_whole_or_not_at_all(tmp_path):
+    from deflicker_impl.video_io import write_clip_atomically
+
+    target = tmp_path / "take_frames"
+    write_clip_atomically(target, flickering(frames=6, h=16, w=16), 12)
+    write_clip_atomically(target, flickering(frames=4, h=16, w=16), 12)  # a shorter redo
+
+    assert len(list(target.glob("*.png"))) == 4  # no stale frames of the older result
+    with pytest.raises(batch.DeflickerInputError):
+        write_clip_atomically(target, flickering(frames=4, h=16, w=16)[..., :2], 12)
+    assert len(list(target.glob("*.png"))) == 4  # a failed write keeps the previous result
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take_frames"]
