@@ -41,7 +41,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DeflickerInputError
+from .errors import DeflickerCancelled, DeflickerInputError
 from .pipeline import PipelineConfig
 from .video_io import ANIMATED_IMAGE_SUFFIXES, FRAME_SUFFIXES, VIDEO_SUFFIXES
 
@@ -388,6 +388,8 @@ def process_clip(job: ClipJob, settings: BatchSettings) -> dict:
                               "after": scores.images.warping_error},
             "metrics_units": "8-bit levels, flow from the input; lower is steadier",
         })
+    except DeflickerCancelled:
+        raise KeyboardInterrupt from None  # a stop request, not a failure of the clip
     except DeflickerInputError as exc:
         report.update(status="failed", error=str(exc))
     except MemoryError:
