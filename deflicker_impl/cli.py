@@ -1,4 +1,4 @@
-"""Command line: `python -m deflicker_impl {deflicker,metrics,compare,flicker} ...`."""
+"""Command line: `python -m deflicker_impl {deflicker,batch,metrics,compare,flicker} ...`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import threading
 import time
 
 from .atlas import PRESETS, AtlasConfig
+from .batch import OUTPUT_FORMATS, run_batch_command
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig
 from .neural_filter import FilterConfig
@@ -67,7 +68,8 @@ def _read_input(path, args: argparse.Namespace, label: str = "INPUT"):
     return clip
 
 
-def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The PipelineConfig that the options of `add_pipeline_options` describe."""
     atlas = AtlasConfig(preset=args.preset, iterations=args.iterations, seed=args.seed,
                         device=args.device, fit_long_side=args.fit_long_side,
                         atlas_resolution=args.atlas_resolution)
@@ -83,7 +85,7 @@ def _pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 def _cmd_deflicker(args: argparse.Namespace) -> int:
     # Everything that can be checked is checked before decoding and fitting.
-    config = _pipeline_config(args)
+    config = pipeline_config_from_args(args)
     job = check_deflicker_job(
         args.input, config, args.output, args.save_atlas_frames, args.save_texture,
         other_inputs={"--masks": args.masks, "--sam-checkpoint": args.sam_checkpoint,
@@ -218,6 +220,46 @@ def _cmd_flicker(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The options that configure the pipeline: `deflicker` and `batch` share them."""
+    parser.add_argument("--stop-after", choices=STAGES, default=DEFAULT_STOP_AFTER,
+                        help="last stage to run: atlas (the atlas reconstruction), filter (atlas + "
+                             "neural filter) or refine (+ local refinement); default %(default)s")
+    parser.add_argument("--preset", choices=PRESETS, default="fast",
+                        help="atlas preset: 'fast' (default, our explicit-texture atlas) or "
+                             "'paper' (the public MLP configuration; very slow on a CPU)")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="atlas optimisation steps; 0 = the preset's default (fast 300, "
+                             "paper 10001)")
+    parser.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
+                        help="long side in pixels at which the fast atlas is fitted "
+                             "(default %(default)s)")
+    parser.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
+                        help="maximum long side of the atlas texture in texels "
+                             "(default %(default)s)")
+    parser.add_argument("--no-scene-cuts", action="store_true",
+                        help="do not look for scene cuts: fit the whole clip as one shot")
+    parser.add_argument("--cut-sensitivity", type=float, default=ShotConfig.cut_sensitivity,
+                        help="0..1, higher finds subtler cuts (default %(default)s)")
+    parser.add_argument("--max-segment-frames", type=int, default=ShotConfig.max_segment_frames,
+                        help="longer shots are fitted in overlapping segments of at most this many "
+                             "frames; 0 = never split (default %(default)s)")
+    parser.add_argument("--segment-overlap", type=int, default=ShotConfig.segment_overlap,
+                        help="frames shared (and cross-faded) by neighbouring segments "
+                             "(default %(default)s)")
+    parser.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
+                        help="storage of the atlas frames between atlas and filter (default "
+                             "%(default)s: a quarter of float32's memory)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--filter-weights", default=None,
+                        help="neural filter weights (.safetensors); default: the shipped weights")
+    parser.add_argument("--refine-weights", default=None,
+                        help="local refinement weights (.safetensors); default: the shipped "
+                             "weights")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deflicker_impl",
@@ -232,31 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "count, frame size and frame rate.")
     d.add_argument("input", help="input video file or folder of frames")
     d.add_argument("output", help="output video file (by extension) or folder for PNG frames")
-    d.add_argument("--stop-after", choices=STAGES, default=DEFAULT_STOP_AFTER,
-                   help="last stage to run: atlas (the atlas reconstruction), filter (atlas + "
-                        "neural filter) or refine (+ local refinement); default %(default)s")
-    d.add_argument("--preset", choices=PRESETS, default="fast",
-                   help="atlas preset: 'fast' (default, our explicit-texture atlas) or 'paper' "
-                        "(the public MLP configuration; very slow on a CPU)")
-    d.add_argument("--iterations", type=int, default=0,
-                   help="atlas optimisation steps; 0 = the preset's default (fast 300, paper 10001)")
-    d.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
-                   help="long side in pixels at which the fast atlas is fitted (default %(default)s)")
-    d.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
-                   help="maximum long side of the atlas texture in texels (default %(default)s)")
-    d.add_argument("--no-scene-cuts", action="store_true",
-                   help="do not look for scene cuts: fit the whole clip as one shot")
-    d.add_argument("--cut-sensitivity", type=float, default=ShotConfig.cut_sensitivity,
-                   help="0..1, higher finds subtler cuts (default %(default)s)")
-    d.add_argument("--max-segment-frames", type=int, default=ShotConfig.max_segment_frames,
-                   help="longer shots are fitted in overlapping segments of at most this many "
-                        "frames; 0 = never split (default %(default)s)")
-    d.add_argument("--segment-overlap", type=int, default=ShotConfig.segment_overlap,
-                   help="frames shared (and cross-faded) by neighbouring segments "
-                        "(default %(default)s)")
-    d.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
-                   help="storage of the atlas frames between atlas and filter (default "
-                        "%(default)s: a quarter of float32's memory)")
+    add_pipeline_options(d)
     d.add_argument("--masks", default=None,
                    help="foreground masks (video or folder of images, white = object): "
                         "fit a two-layer atlas (foreground + background)")
@@ -268,12 +286,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help='background points "x,y; x,y" (pixels)')
     d.add_argument("--sam-box", default=None, help='object box "x0,y0,x1,y1" (pixels)')
     d.add_argument("--sam-frame", type=int, default=0, help="frame the prompts refer to")
-    d.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
-    d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    d.add_argument("--filter-weights", default=None,
-                   help="neural filter weights (.safetensors); default: the shipped weights")
-    d.add_argument("--refine-weights", default=None,
-                   help="local refinement weights (.safetensors); default: the shipped weights")
     d.add_argument("--save-atlas-frames", default=None,
                    help="also write the atlas reconstruction of every frame here")
     d.add_argument("--save-texture", default=None,
@@ -281,9 +293,43 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--memory-limit", type=float, default=None, metavar="GB",
                    help="refuse, before decoding, a run whose estimated peak memory exceeds "
                         "this (default: the memory available now; 0 = no check)")
-    d.add_argument("--quiet", action="store_true", help="no progress bar")
     add_safety_options(d)
     d.set_defaults(func=_cmd_deflicker)
+
+    b = sub.add_parser(
+        "batch", help="deflicker many clips into one folder (resumable)",
+        description="Deflicker every clip that INPUTS name into --out DIR: each output has its "
+                    "input's name (plus --suffix), with a JSON report per clip in DIR/reports, "
+                    "DIR/summary.csv and DIR/manifest.json. Rerunning the same command skips "
+                    "finished clips and redoes failed or unfinished ones. Exit status 0: all "
+                    "clips done; 1: some failed (see the summary); 2: nothing was done "
+                    "(a mistake in the command); 130: interrupted.")
+    b.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a video file, a folder of frames, a folder of clips, a glob pattern "
+                        "(quoted) or a .txt file listing any of these (one a line)")
+    b.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created if missing); the books of the batch live there")
+    add_pipeline_options(b)
+    b.add_argument("--suffix", default="",
+                   help="appended to each output's name, e.g. _deflickered (default: none)")
+    b.add_argument("--ext", choices=OUTPUT_FORMATS, default="same",
+                   help="output format: same (as the input, default), folder (PNG frames) or "
+                        "a video extension")
+    b.add_argument("--workers", type=int, default=1,
+                   help="clips processed at once on this machine, one process each "
+                        "(default %(default)s)")
+    b.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker; 0 = the cores divided by --workers "
+                        "(1 per Ray task)")
+    b.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the clips as Ray tasks on an existing cluster: its head's "
+                        "host:port or 'auto' (needs the [ray] extra; paths must be reachable "
+                        "from every node)")
+    b.add_argument("--max-clip-gb", type=float, default=0.0,
+                   help="refuse (as failed) a clip whose processing would need more memory; "
+                        "0 = the free memory divided by --workers")
+    add_safety_options(b)
+    b.set_defaults(func=run_batch_command)
 
     m = sub.add_parser("metrics", help="flicker index and warping error of a clip",
                        description="Print the global flicker index and the warping error of "

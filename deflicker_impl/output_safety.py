@@ -18,6 +18,9 @@ command alike):
    to the target) and moves them all into place in `commit()`, with Ctrl-C held back for the
    few renames. An error or an interrupt before the commit removes the temporaries, so the
    previous state is left exactly; `interrupt_message` says truthfully what was written.
+3. `write_text_atomically` writes small text files (the batch's reports, manifest, summary) by
+   the same hidden-sibling-and-rename, and `remove_leftovers` deletes the temporaries of a
+   process that was killed outright.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import signal
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Self
 
@@ -197,10 +201,53 @@ def plan_outputs(outputs: Mapping[str, tuple[str | os.PathLike | None, int | Non
     return targets
 
 
+# Tags of the hidden temporaries: ".<stem>.partial-<token><suffix>" while an output is written,
+# ".<stem>.replaced-<token><suffix>" for the old frame folder during its replacement.
+TEMPORARY_TAGS = ("partial", "replaced")
+
+
 def _hidden_sibling(path: Path, tag: str) -> Path:
     """A fresh hidden name next to `path` that keeps its suffix (writers choose by suffix)."""
     token = secrets.token_hex(4)
     return path.with_name(f".{path.stem}.{tag}-{token}{path.suffix}")
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Write a small text file (a report, a manifest, a summary) the way outputs are written:
+    into a hidden sibling, then renamed over `path`, so a reader (or a killed run) sees the old
+    file or the new one, never half of one."""
+    path = Path(path)
+    real = resolve_path(path)  # through a link: the link stays, what it points to is replaced
+    tmp = _hidden_sibling(real, "partial")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, real)
+    except OSError as exc:
+        raise DeflickerInputError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def remove_leftovers(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete the hidden temporaries that a process killed outright (SIGKILL, a power cut: no
+    chance to abort) left in `folder`; only those of the output called `name` when given.
+    Returns what was removed. Call it only where no other writer is at work."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    if name is None:
+        patterns = [f".*.{tag}-*" for tag in TEMPORARY_TAGS]
+    else:
+        stem, suffix = Path(name).stem, Path(name).suffix
+        patterns = [f".{glob_escape(stem)}.{tag}-*{glob_escape(suffix)}" for tag in TEMPORARY_TAGS]
+    removed = []
+    for pattern in patterns:
+        for leftover in folder.glob(pattern):
+            _remove(leftover)
+            removed.append(leftover)
+    return removed
 
 
 class OutputTransaction:

@@ -106,17 +106,19 @@ def load_stage_networks(config: PipelineConfig) -> None:
 
 
 def estimate_peak_bytes(info: ClipInfo, intermediate_dtype: str = "uint8",
-                        stop_after: str = "refine") -> int:
+                        stop_after: str = "refine", measure_input: bool = False) -> int:
     """Peak memory of a CLI deflicker run on a clip of `info`'s frame count and size.
 
     The CLI holds the decoded clip as float32 (F bytes) and writes the output into it; while
     decoding it also holds the 8-bit frames (F/4); the atlas frames take F/4 (uint8), F/2
     (float16) or F (float32, and always when the run stops after the atlas); the 8-bit copy for
-    the encoder takes F/4. Plus WORKING_BYTES.
+    the encoder takes F/4. Plus WORKING_BYTES. `measure_input`: the run decodes the input again
+    after the pipeline to measure before against after (the batch's report): F more.
     """
     clip = info.float32_bytes()
     atlas = 1.0 if stop_after == "atlas" else ATLAS_FRAME_FACTOR.get(intermediate_dtype, 1.0)
-    return int(clip * max(1.25, 1.0 + atlas + 0.25)) + WORKING_BYTES
+    measured = 1.0 if measure_input else 0.0
+    return int(clip * (max(1.25, 1.0 + atlas + 0.25) + measured)) + WORKING_BYTES
 
 
 def available_memory_bytes() -> int | None:
@@ -166,15 +168,17 @@ def _cgroup_headroom() -> int | None:
 
 def check_memory(info: ClipInfo, label: str, path: str | os.PathLike,
                  intermediate_dtype: str = "uint8", stop_after: str = "refine",
-                 limit_gb: float | None = None) -> int:
+                 limit_gb: float | None = None, *, limit_option: str = "--memory-limit",
+                 measure_input: bool = False) -> int:
     """Refuse, before decoding, a run whose estimated peak exceeds `limit_gb` (None: the memory
-    available now; 0: no check). Returns the estimate in bytes."""
-    need = estimate_peak_bytes(info, intermediate_dtype, stop_after)
+    available now; 0: no check), given by the option `limit_option` (named in the message).
+    Returns the estimate in bytes."""
+    need = estimate_peak_bytes(info, intermediate_dtype, stop_after, measure_input)
     if limit_gb is not None:
-        check_range("--memory-limit", limit_gb, 0, None, " GB (0 = no check)")
+        check_range(limit_option, limit_gb, 0, None, " GB (0 = no check)")
         if limit_gb == 0:
             return need
-        budget, source = int(limit_gb * GIB), f"--memory-limit {limit_gb:g} GB"
+        budget, source = int(limit_gb * GIB), f"{limit_option} {limit_gb:g} GB"
     else:
         budget, source = available_memory_bytes(), "available now"
         if budget is None:
@@ -209,12 +213,17 @@ def check_deflicker_job(
     must_exist: tuple[str, ...] = (),
     overwrite: bool = False,
     memory_limit_gb: float | None = None,
+    *,
+    memory_option: str = "--memory-limit",
+    measure_input: bool = False,
 ) -> DeflickerJob:
     """Everything a deflicker run can be refused for, checked before decoding: options and
     devices, the input's header, every output (kind, writability, collisions with each other
     and with INPUT and `other_inputs` such as masks and weights files, existing frame folders
     unless `overwrite`), that the `other_inputs` labelled in `must_exist` exist, the memory, and
-    the weights of every stage that will run (loaded into the cache the run then uses)."""
+    the weights of every stage that will run (loaded into the cache the run then uses).
+    The batch calls it per clip with its own `memory_option` (--max-clip-gb), `measure_input`
+    (it decodes the input again for its report)."""
     from .output_safety import plan_outputs
     from .video_io import probe_clip
 
@@ -230,6 +239,6 @@ def check_deflicker_job(
         if path is not None and str(path) != "" and not Path(path).exists():
             raise DeflickerInputError(f"{label} {path} does not exist.")
     need = check_memory(info, "INPUT", input_path, config.intermediate_dtype, config.stop_after,
-                        memory_limit_gb)
+                        memory_limit_gb, limit_option=memory_option, measure_input=measure_input)
     load_stage_networks(config)
     return DeflickerJob(info, targets, need)

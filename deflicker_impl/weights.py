@@ -212,3 +212,9 @@ def _load_network_cached(path, mtime_ns, size, kind, network_class, config_from_
     net.requires_grad_(False)
     net.weights_path = str(path)  # named by check_network_output
     return net
+
+
+def networks_loaded() -> int:
+    """How many networks this process has read from weights files so far (cache misses of
+    `load_network`): the batch reports it to show that a worker loads each network once."""
+    return _load_network_cached.cache_info().misses

@@ -531,7 +531,8 @@ def test_every_subcommand_documents_its_safety_options():
     for command, options in (("deflicker", ("--overwrite", "--allow-truncated", "--memory-limit")),
                              ("compare", ("--overwrite", "--allow-truncated")),
                              ("flicker", ("--overwrite", "--allow-truncated")),
-                             ("metrics", ("--allow-truncated",))):
+                             ("metrics", ("--allow-truncated",)),
+                             ("batch", ("--overwrite", "--allow-truncated", "--max-clip-gb"))):
         res = run_cli(command, "--help")
         assert res.returncode == 0
         for option in options:
