@@ -5,7 +5,34 @@ a neural filter that takes structure from the frame and colour from the atlas, a
 local refinement. This package never imports ComfyUI; `nodes/` adapts it.
 """
 
-from .atlas import (
+import os
+import signal
+import sys
+
+
+def _started_as_cli() -> bool:
+    """True while `python -m deflicker_impl ...` is starting (not for imports by ComfyUI,
+    tests or `python -m deflicker_impl.train`)."""
+    argv = getattr(sys, "orig_argv", [])
+    for i, arg in enumerate(argv):
+        if arg == "-m":
+            return argv[i + 1:i + 2] == ["deflicker_impl"]
+        if arg.startswith("-m"):
+            return arg == "-mdeflicker_impl"
+    return False
+
+
+def _interrupted_during_start_up(signum, frame) -> None:
+    os.write(2, b"interrupted during start-up: nothing was read or written\n")
+    os._exit(130)
+
+
+if _started_as_cli():
+    # Importing PyTorch takes a second or more; Ctrl-C then would print a traceback from deep
+    # inside its import. Exit 130 with one line instead; cli.main() restores KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _interrupted_during_start_up)
+
+from .atlas import (  # after the start-up interrupt handler, on purpose
     AtlasConfig,
     ClipAtlas,
     NeuralAtlas,

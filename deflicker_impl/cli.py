@@ -1,18 +1,25 @@
-"""Command line: `python -m deflicker_impl {deflicker,metrics,compare,flicker} ...`."""
+"""Command line: `python -m deflicker_impl {deflicker,batch,metrics,compare,flicker} ...`."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import signal
 import sys
+import threading
 import time
-from pathlib import Path
 
 from .atlas import PRESETS, AtlasConfig
+from .batch import OUTPUT_FORMATS, run_batch_command
 from .errors import DeflickerInputError
 from .local_refine import RefineConfig
 from .neural_filter import FilterConfig
+from .output_safety import (
+    OutputTransaction,
+    add_safety_options,
+    interrupt_message,
+    plan_outputs,
+)
 from .pipeline import (
     DEFAULT_STOP_AFTER,
     INTERMEDIATE_DTYPES,
@@ -20,6 +27,7 @@ from .pipeline import (
     PipelineConfig,
     run_pipeline,
 )
+from .preflight import check_deflicker_job, check_range
 from .shots import ShotConfig
 
 
@@ -49,39 +57,23 @@ class TerminalProgress:
         sys.stderr.flush()
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+def _read_input(path, args: argparse.Namespace, label: str = "INPUT"):
+    """read_clip with --allow-truncated; a truncated clip read anyway is said on stderr."""
+    from .video_io import read_clip
+
+    clip = read_clip(path, allow_truncated=getattr(args, "allow_truncated", False))
+    if clip.missing_frames:
+        print(f"warning: {label} {path} is truncated: read {clip.num_frames} of the "
+              f"{clip.declared_frames} frames it declares (--allow-truncated)", file=sys.stderr)
+    return clip
 
 
-def _write_output(path: Path, frames, fps) -> Path:
-    """Write atomically for files: an interrupted run never leaves a truncated OUTPUT behind."""
-    from .video_io import write_clip
-
-    if path.suffix == "" or path.is_dir():
-        return write_clip(path, frames, fps)
-    tmp = _temporary_sibling(path)
-    try:
-        write_clip(tmp, frames, fps)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def _cmd_deflicker(args: argparse.Namespace) -> int:
-    from .video_io import read_clip, write_clip
-
-    out_path = Path(args.output)
-    if out_path.resolve() == Path(args.input).resolve():
-        raise DeflickerInputError("OUTPUT must differ from INPUT; the input is never overwritten.")
-    clip = read_clip(args.input)
-    t, h, w, _ = clip.frames.shape
-    print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The PipelineConfig that the options of `add_pipeline_options` describe."""
     atlas = AtlasConfig(preset=args.preset, iterations=args.iterations, seed=args.seed,
                         device=args.device, fit_long_side=args.fit_long_side,
                         atlas_resolution=args.atlas_resolution)
-    config = PipelineConfig(
+    return PipelineConfig(
         stop_after=args.stop_after, atlas=atlas,
         filter=FilterConfig(weights_path=args.filter_weights, device=args.device),
         refine=RefineConfig(weights_path=args.refine_weights, device=args.device),
@@ -89,16 +81,41 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                          max_segment_frames=args.max_segment_frames,
                          segment_overlap=args.segment_overlap),
         intermediate_dtype=args.intermediate_dtype, in_place=True)  # the decoded frames are ours
-    masks = _foreground_masks(args, clip.frames)
+
+
+def _cmd_deflicker(args: argparse.Namespace) -> int:
+    # Everything that can be checked is checked before decoding and fitting.
+    config = pipeline_config_from_args(args)
+    job = check_deflicker_job(
+        args.input, config, args.output, args.save_atlas_frames, args.save_texture,
+        other_inputs={"--masks": args.masks, "--sam-checkpoint": args.sam_checkpoint,
+                      "--filter-weights": args.filter_weights,
+                      "--refine-weights": args.refine_weights},
+        must_exist=("--masks", "--sam-checkpoint"), overwrite=args.overwrite,
+        memory_limit_gb=args.memory_limit)
+    targets = job.targets
+    if args.sam_checkpoint:
+        check_range("--sam-frame", args.sam_frame, 0, job.info.frames - 1, " (a frame of INPUT)")
+    make_masks = _foreground_masks(args)
+
+    clip = _read_input(args.input, args)
+    t, h, w, _ = clip.frames.shape
+    print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
+    masks = make_masks(clip.frames)
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
     result = run_pipeline(clip.frames, config, progress, masks=masks)
-    written = _write_output(out_path, result.frames, clip.fps)
-    print(f"wrote {written}", file=sys.stderr)
+    outputs: OutputTransaction = args.outputs
+    outputs.write(targets["OUTPUT"], result.frames, clip.fps)
     if args.save_atlas_frames:
-        write_clip(args.save_atlas_frames, result.atlas_frames, clip.fps)
+        outputs.write(targets["--save-atlas-frames"], result.atlas_frames, clip.fps)
     if args.save_texture:
-        write_clip(Path(args.save_texture), result.atlas.texture_preview(), clip.fps)
-    summary = {"output": str(written), "frames": t, "width": w, "height": h,
+        texture = result.atlas.texture_preview()
+        if targets["--save-texture"].kind == "image":  # one image: the textures one above another
+            texture = texture.reshape(1, -1, *texture.shape[2:])
+        outputs.write(targets["--save-texture"], texture, clip.fps)
+    written = outputs.commit()
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    summary = {"output": str(written[0]), "frames": t, "width": w, "height": h,
                "fps": float(clip.fps), "shot_starts": result.atlas.shot_starts,
                "segments": result.atlas.segment_ranges(),
                "layers": max(seg.atlas.num_layers for seg in result.atlas.segments),
@@ -107,22 +124,22 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _foreground_masks(args: argparse.Namespace, frames):
-    """The foreground MASK batch [T,H,W] for a two-layer atlas, or None: read from --masks
-    (a video or a folder of images, white = foreground; any size, one frame = every frame),
-    or segmented with Segment Anything from --sam-checkpoint and prompts on --sam-frame."""
+def _foreground_masks(args: argparse.Namespace):
+    """How the foreground MASK batch [T,H,W] for a two-layer atlas is made, checked before
+    decoding: a function frames -> masks (or None: one layer). Masks are read from --masks (a
+    video or a folder of images, white = foreground; any size, one frame = every frame) or
+    segmented with Segment Anything from --sam-checkpoint (loaded now, so a bad file fails
+    before the work) and prompts on --sam-frame."""
     prompts = (args.sam_points, args.sam_negative_points, args.sam_box)
     if args.masks and args.sam_checkpoint:
         raise DeflickerInputError("Give either --masks or --sam-checkpoint, not both.")
     if args.masks:
-        from .video_io import read_clip
-
-        return read_clip(args.masks).frames.mean(dim=-1)
+        return lambda frames: _read_input(args.masks, args, "--masks").frames.mean(dim=-1)
     if not args.sam_checkpoint:
         if any(prompts):
             raise DeflickerInputError("--sam-points/--sam-negative-points/--sam-box need "
                                       "--sam-checkpoint (a Segment Anything .pth file).")
-        return None
+        return lambda frames: None
     from .sam import load_sam, masks_from_prompts, parse_box, parse_points
 
     positive = parse_points(args.sam_points, "--sam-points")
@@ -132,18 +149,19 @@ def _foreground_masks(args: argparse.Namespace, frames):
         raise DeflickerInputError("Segment Anything needs a prompt: --sam-points \"x,y; x,y\" "
                                   "and/or --sam-box \"x0,y0,x1,y1\" (pixels of --sam-frame).")
     sam = load_sam(args.sam_checkpoint, args.device)
-    return masks_from_prompts(sam, frames, args.sam_frame, positive, negative, box,
-                              on_progress=TerminalProgress("segment", enabled=not args.quiet))
+    return lambda frames: masks_from_prompts(
+        sam, frames, args.sam_frame, positive, negative, box,
+        on_progress=TerminalProgress("segment", enabled=not args.quiet))
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from .metrics import compute_warp_reference, flicker_index, psnr, warping_error
-    from .video_io import read_clip
 
-    clip = read_clip(args.input).frames
+    clip = _read_input(args.input, args).frames
     report = {"frames": int(clip.shape[0]), "flicker_index": flicker_index(clip)}
-    ref_clip = read_clip(args.reference).frames if args.reference else None
-    flow_clip = read_clip(args.flow_from).frames if args.flow_from else ref_clip
+    ref_clip = _read_input(args.reference, args, "--reference").frames if args.reference else None
+    flow_clip = (_read_input(args.flow_from, args, "--flow-from").frames if args.flow_from
+                 else ref_clip)
     for name, other in (("--reference", ref_clip), ("--flow-from", flow_clip)):
         if other is not None and other.shape != clip.shape:
             raise DeflickerInputError(
@@ -161,16 +179,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_frames
     from .plots import metrics_plot
     from .report import measure
-    from .video_io import read_clip, write_clip
+    from .video_io import probe_clip
 
-    before, after = read_clip(args.before), read_clip(args.after)
+    frames = probe_clip(args.before).frames
+    targets = plan_outputs({"OUTPUT": (args.output, frames), "--plot": (args.plot, 1)},
+                           {"BEFORE": args.before, "AFTER": args.after}, overwrite=args.overwrite)
+    probe_clip(args.after)
+    before, after = _read_input(args.before, args, "BEFORE"), _read_input(args.after, args, "AFTER")
     report = measure(after.frames, before.frames, flow_from="compare_to")
     sheet = compare_frames(before.frames, after.frames, layout=args.layout)
-    written = _write_output(Path(args.output), sheet, before.fps)
-    print(f"wrote {written}", file=sys.stderr)
+    outputs: OutputTransaction = args.outputs
+    outputs.write(targets["OUTPUT"], sheet, before.fps)
     if args.plot:
-        plot = metrics_plot(report, names=("after", "before"))
-        print(f"wrote {write_clip(Path(args.plot), plot, before.fps)}", file=sys.stderr)
+        outputs.write(targets["--plot"], metrics_plot(report, names=("after", "before")),
+                      before.fps)
+    print(f"wrote {', '.join(str(p) for p in outputs.commit())}", file=sys.stderr)
     a, b = report.images, report.compare_to
     print(json.dumps({"flicker_index": {"before": b.flicker_index, "after": a.flicker_index},
                       "warping_error": {"before": b.warping_error, "after": a.warping_error},
@@ -180,16 +203,61 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_flicker(args: argparse.Namespace) -> int:
     from .synthetic import add_synthetic_flicker
-    from .video_io import read_clip
+    from .video_io import probe_clip
 
-    clip = read_clip(args.input)
+    check_range("--window", args.window, 1, None, " frames")
+    check_range("--strength", args.strength, 0.0, 10.0)
+    targets = plan_outputs({"OUTPUT": (args.output, probe_clip(args.input).frames)},
+                           {"INPUT": args.input}, overwrite=args.overwrite)
+    clip = _read_input(args.input, args)
     flickered = add_synthetic_flicker(clip.frames, window=args.window, seed=args.seed,
                                       gain_sigma=args.strength * 0.15,
                                       gamma_sigma=args.strength * 0.10,
                                       offset_sigma=args.strength * 0.03,
                                       local_sigma=args.strength * 0.15)
-    print(f"wrote {_write_output(Path(args.output), flickered, clip.fps)}", file=sys.stderr)
+    args.outputs.write(targets["OUTPUT"], flickered, clip.fps)
+    print(f"wrote {', '.join(str(p) for p in args.outputs.commit())}", file=sys.stderr)
     return 0
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The options that configure the pipeline: `deflicker` and `batch` share them."""
+    parser.add_argument("--stop-after", choices=STAGES, default=DEFAULT_STOP_AFTER,
+                        help="last stage to run: atlas (the atlas reconstruction), filter (atlas + "
+                             "neural filter) or refine (+ local refinement); default %(default)s")
+    parser.add_argument("--preset", choices=PRESETS, default="fast",
+                        help="atlas preset: 'fast' (default, our explicit-texture atlas) or "
+                             "'paper' (the public MLP configuration; very slow on a CPU)")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="atlas optimisation steps; 0 = the preset's default (fast 300, "
+                             "paper 10001)")
+    parser.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
+                        help="long side in pixels at which the fast atlas is fitted "
+                             "(default %(default)s)")
+    parser.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
+                        help="maximum long side of the atlas texture in texels "
+                             "(default %(default)s)")
+    parser.add_argument("--no-scene-cuts", action="store_true",
+                        help="do not look for scene cuts: fit the whole clip as one shot")
+    parser.add_argument("--cut-sensitivity", type=float, default=ShotConfig.cut_sensitivity,
+                        help="0..1, higher finds subtler cuts (default %(default)s)")
+    parser.add_argument("--max-segment-frames", type=int, default=ShotConfig.max_segment_frames,
+                        help="longer shots are fitted in overlapping segments of at most this many "
+                             "frames; 0 = never split (default %(default)s)")
+    parser.add_argument("--segment-overlap", type=int, default=ShotConfig.segment_overlap,
+                        help="frames shared (and cross-faded) by neighbouring segments "
+                             "(default %(default)s)")
+    parser.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
+                        help="storage of the atlas frames between atlas and filter (default "
+                             "%(default)s: a quarter of float32's memory)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--filter-weights", default=None,
+                        help="neural filter weights (.safetensors); default: the shipped weights")
+    parser.add_argument("--refine-weights", default=None,
+                        help="local refinement weights (.safetensors); default: the shipped "
+                             "weights")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,31 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "count, frame size and frame rate.")
     d.add_argument("input", help="input video file or folder of frames")
     d.add_argument("output", help="output video file (by extension) or folder for PNG frames")
-    d.add_argument("--stop-after", choices=STAGES, default=DEFAULT_STOP_AFTER,
-                   help="last stage to run: atlas (the atlas reconstruction), filter (atlas + "
-                        "neural filter) or refine (+ local refinement); default %(default)s")
-    d.add_argument("--preset", choices=PRESETS, default="fast",
-                   help="atlas preset: 'fast' (default, our explicit-texture atlas) or 'paper' "
-                        "(the public MLP configuration; very slow on a CPU)")
-    d.add_argument("--iterations", type=int, default=0,
-                   help="atlas optimisation steps; 0 = the preset's default (fast 300, paper 10001)")
-    d.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
-                   help="long side in pixels at which the fast atlas is fitted (default %(default)s)")
-    d.add_argument("--atlas-resolution", type=int, default=AtlasConfig.atlas_resolution,
-                   help="maximum long side of the atlas texture in texels (default %(default)s)")
-    d.add_argument("--no-scene-cuts", action="store_true",
-                   help="do not look for scene cuts: fit the whole clip as one shot")
-    d.add_argument("--cut-sensitivity", type=float, default=ShotConfig.cut_sensitivity,
-                   help="0..1, higher finds subtler cuts (default %(default)s)")
-    d.add_argument("--max-segment-frames", type=int, default=ShotConfig.max_segment_frames,
-                   help="longer shots are fitted in overlapping segments of at most this many "
-                        "frames; 0 = never split (default %(default)s)")
-    d.add_argument("--segment-overlap", type=int, default=ShotConfig.segment_overlap,
-                   help="frames shared (and cross-faded) by neighbouring segments "
-                        "(default %(default)s)")
-    d.add_argument("--intermediate-dtype", choices=list(INTERMEDIATE_DTYPES), default="uint8",
-                   help="storage of the atlas frames between atlas and filter (default "
-                        "%(default)s: a quarter of float32's memory)")
+    add_pipeline_options(d)
     d.add_argument("--masks", default=None,
                    help="foreground masks (video or folder of images, white = object): "
                         "fit a two-layer atlas (foreground + background)")
@@ -242,18 +286,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help='background points "x,y; x,y" (pixels)')
     d.add_argument("--sam-box", default=None, help='object box "x0,y0,x1,y1" (pixels)')
     d.add_argument("--sam-frame", type=int, default=0, help="frame the prompts refer to")
-    d.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output")
-    d.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    d.add_argument("--filter-weights", default=None,
-                   help="neural filter weights (.safetensors); default: the shipped weights")
-    d.add_argument("--refine-weights", default=None,
-                   help="local refinement weights (.safetensors); default: the shipped weights")
     d.add_argument("--save-atlas-frames", default=None,
                    help="also write the atlas reconstruction of every frame here")
     d.add_argument("--save-texture", default=None,
                    help="also write the atlas texture as an image (e.g. atlas.png)")
-    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--memory-limit", type=float, default=None, metavar="GB",
+                   help="refuse, before decoding, a run whose estimated peak memory exceeds "
+                        "this (default: the memory available now; 0 = no check)")
+    add_safety_options(d)
     d.set_defaults(func=_cmd_deflicker)
+
+    b = sub.add_parser(
+        "batch", help="deflicker many clips into one folder (resumable)",
+        description="Deflicker every clip that INPUTS name into --out DIR: each output has its "
+                    "input's name (plus --suffix), with a JSON report per clip in DIR/reports, "
+                    "DIR/summary.csv and DIR/manifest.json. Rerunning the same command skips "
+                    "finished clips and redoes failed or unfinished ones. Exit status 0: all "
+                    "clips done; 1: some failed (see the summary); 2: nothing was done "
+                    "(a mistake in the command); 130: interrupted.")
+    b.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a video file, a folder of frames, a folder of clips, a glob pattern "
+                        "(quoted) or a .txt file listing any of these (one a line)")
+    b.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created if missing); the books of the batch live there")
+    add_pipeline_options(b)
+    b.add_argument("--suffix", default="",
+                   help="appended to each output's name, e.g. _deflickered (default: none)")
+    b.add_argument("--ext", choices=OUTPUT_FORMATS, default="same",
+                   help="output format: same (as the input, default), folder (PNG frames) or "
+                        "a video extension")
+    b.add_argument("--workers", type=int, default=1,
+                   help="clips processed at once on this machine, one process each "
+                        "(default %(default)s)")
+    b.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker; 0 = the cores divided by --workers "
+                        "(1 per Ray task)")
+    b.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the clips as Ray tasks on an existing cluster: its head's "
+                        "host:port or 'auto' (needs the [ray] extra; paths must be reachable "
+                        "from every node)")
+    b.add_argument("--max-clip-gb", type=float, default=0.0,
+                   help="refuse (as failed) a clip whose processing would need more memory; "
+                        "0 = the free memory divided by --workers")
+    add_safety_options(b)
+    b.set_defaults(func=run_batch_command)
 
     m = sub.add_parser("metrics", help="flicker index and warping error of a clip",
                        description="Print the global flicker index and the warping error of "
@@ -264,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--flow-from", default=None,
                    help="clip of the same shape whose motion defines the warping error (e.g. the "
                         "input of a deflicker run, to compare input and output on equal terms)")
+    add_safety_options(m, writes=False)
     m.set_defaults(func=_cmd_metrics)
 
     c = sub.add_parser("compare", help="before/after comparison video, metrics and plot",
@@ -277,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default="side_by_side")
     c.add_argument("--plot", default=None,
                    help="also write the per-frame metrics plot as an image (e.g. plot.png)")
+    add_safety_options(c)
     c.set_defaults(func=_cmd_compare)
 
     f = sub.add_parser("flicker", help="add synthetic flicker to a clean clip (for testing)",
@@ -286,17 +364,26 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--window", type=int, default=1, help="frames sharing one flicker pattern")
     f.add_argument("--strength", type=float, default=1.0, help="scales every flicker component")
     f.add_argument("--seed", type=int, default=0)
+    add_safety_options(f)
     f.set_defaults(func=_cmd_flicker)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one subcommand: exit 0, 2 with one line on bad input, 130 with one line on Ctrl-C."""
+    if threading.current_thread() is threading.main_thread():
+        # From here Ctrl-C is a KeyboardInterrupt again (during start-up, the package's own
+        # handler exits 130 at once: see deflicker_impl/__init__.py).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    outputs = OutputTransaction()
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+        args.outputs = outputs
+        with outputs:
+            return args.func(args)
     except DeflickerInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: no output was written", file=sys.stderr)
+        print(f"\n{interrupt_message(outputs)}", file=sys.stderr)
         return 130

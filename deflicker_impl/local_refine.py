@@ -30,7 +30,7 @@ from .flow import flow_with_occlusion
 from .global_stability import bound_global_change
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
-from .weights import default_weights_path, load_network
+from .weights import check_network_output, default_weights_path, load_network
 
 WEIGHTS_KIND = "local_refine"
 DEFAULT_WEIGHTS_NAME = "local_refine.safetensors"
@@ -140,6 +140,7 @@ def apply_local_refine(
             refined = _refine_tiled(
                 net, current, prev_filtered, prev_output, flow, states, tiles, overlap,
                 lambda i=i: on_progress(i, t) if on_progress else None)
+            check_network_output(refined, net, "The local refinement")
             if cfg.strength != 1.0:
                 refined = current + cfg.strength * (refined - current)
             result[i] = refined[0].permute(1, 2, 0).to("cpu", torch.float32)

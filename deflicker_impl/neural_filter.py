@@ -28,7 +28,7 @@ from .flicker_field import (
     measure_flicker_field,
 )
 from .global_stability import stabilise_global_colour
-from .weights import default_weights_path, load_network
+from .weights import check_network_output, default_weights_path, load_network
 
 WEIGHTS_KIND = "neural_filter"
 DEFAULT_WEIGHTS_NAME = "neural_filter.safetensors"
@@ -148,6 +148,7 @@ def apply_neural_filter(
         with torch.inference_mode():
             filtered = _filter_tiled(net, frame, atlas, cfg.tile_size, cfg.tile_overlap,
                                      tile_done)
+        check_network_output(filtered, net, "The neural filter")
         filtered = filtered.permute(0, 2, 3, 1).to("cpu", torch.float32)
         if faithful:
             coarse.append(coarse_frames(filtered, 0, stop - start, cfg.flicker.fit_long_side))
@@ -165,11 +166,11 @@ def apply_neural_filter(
             return result
         return stabilise_global_colour(result, atlas_frames, cfg.global_window,
                                        shot_starts=shot_starts, strength=cfg.flicker.strength)
-    fitted, measured = measure_flicker_field(frames, atlas_frames, torch.cat(coarse), confidence,
-                                     cfg.flicker,
-                                     level_from_atlas=cfg.flicker.flicker_window == 0)
-    flicker = FlickerField(fitted, measured, keep_scene_light(measured, cfg.flicker.flicker_window,
-                                                    shot_starts))
+    fitted, measured = measure_flicker_field(
+        frames, atlas_frames, torch.cat(coarse), confidence, cfg.flicker,
+        level_from_atlas=cfg.flicker.flicker_window == 0)
+    kept = keep_scene_light(measured, cfg.flicker.flicker_window, shot_starts)
+    flicker = FlickerField(fitted, measured, kept)
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
         filtered = _chunk_as_batch(raw, start, stop, "filtered", torch.device("cpu"),

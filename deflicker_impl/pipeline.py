@@ -22,8 +22,9 @@ from .atlas.confidence import AtlasConfidence, atlas_confidence
 from .clip import prepare_clip
 from .device import resolve_device
 from .errors import DeflickerInputError
-from .local_refine import RefineConfig, apply_local_refine, load_local_refine
+from .local_refine import RefineConfig, apply_local_refine
 from .neural_filter import FilterConfig, apply_neural_filter
+from .preflight import check_pipeline_config, load_stage_networks
 from .progress import ProgressFn, StageProgress
 from .shots import ShotConfig
 
@@ -97,6 +98,7 @@ def run_pipeline(
         raise DeflickerInputError(
             f"Unknown intermediate_dtype {cfg.intermediate_dtype!r}; choose one of "
             f"{', '.join(INTERMEDIATE_DTYPES)}.")
+    check_pipeline_config(cfg)  # option ranges and devices, before any work
     original = frames
     frames = prepare_clip(frames, "frames")
     if cfg.in_place and (frames.data_ptr() != original.data_ptr()
@@ -105,8 +107,7 @@ def run_pipeline(
             "in_place needs a float32 RGB clip [T,H,W,3] in 0..1 on the CPU (it is overwritten "
             "with the output); convert it first or leave in_place off.")
     stages = STAGES[: STAGES.index(cfg.stop_after) + 1]
-    if "refine" in stages:
-        load_local_refine(cfg.refine)  # a missing/damaged weights file fails before the fit
+    load_stage_networks(cfg)  # a missing/damaged weights file fails before the fit
     # Rough relative costs on a CPU, so the bar moves evenly.
     progress = StageProgress({"atlas": 3.0, "render": 0.5, "filter": 1.5, "refine": 0.5}, on_progress)
     seconds: dict[str, float] = {}

@@ -110,9 +110,28 @@ def load_weights(path: str | os.PathLike, model: nn.Module, kind: str) -> dict[s
                     f"but this network needs {tuple(expected[name].shape)}. The file was made "
                     "for a network of another size; use a matching file or retrain."
                 )
+            if tensor.dtype.is_floating_point and not bool(torch.isfinite(tensor).all()):
+                raise WeightsError(
+                    f"Weights file {path} is damaged: tensor {name!r} holds NaN or infinite "
+                    "values (a diverged training run or a corrupt copy). Use the file shipped "
+                    "with this pack or retrain.")
             tensors[name] = tensor
     model.load_state_dict(tensors, strict=True)
     return meta
+
+
+def check_network_output(output: torch.Tensor, net: nn.Module, label: str) -> torch.Tensor:
+    """`output` if all its values are finite; else a WeightsError naming the weights file the
+    network came from (set by `load_network`): NaN or inf from a net would otherwise become a
+    black or white video written with success."""
+    if not bool(torch.isfinite(output).all()):
+        source = getattr(net, "weights_path", None)
+        where = f"weights file {source}" if source else "the network given to it"
+        raise WeightsError(
+            f"{label} produced NaN or infinite values; {where} is probably damaged or "
+            "incompatible (or the device's precision overflowed). Use the shipped weights, or "
+            "dtype float32.")
+    return output
 
 
 @contextmanager
@@ -191,4 +210,11 @@ def _load_network_cached(path, mtime_ns, size, kind, network_class, config_from_
     load_weights(path, net, kind=kind)
     net = net.to(device=torch.device(device), dtype=dtype).eval()
     net.requires_grad_(False)
+    net.weights_path = str(path)  # named by check_network_output
     return net
+
+
+def networks_loaded() -> int:
+    """How many networks this process has read from weights files so far (cache misses of
+    `load_network`): the batch reports it to show that a worker loads each network once."""
+    return _load_network_cached.cache_info().misses

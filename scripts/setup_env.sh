@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 STAMP=.venv/.deflicker-env
 # The stamp records what the environment was built from; a changed requirement rebuilds it.
-WANT=$(cat scripts/setup_env.sh install.py requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+WANT=$(cat scripts/setup_env.sh install.py requirements.txt requirements-dev.txt pyproject.toml \
+  | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
 fi
@@ -22,8 +23,15 @@ PYEOF
 )
 # ComfyUI's own list, minus the bare 'torch' line (torch is pinned here instead).
 grep -v -E '^(torch|torchvision|torchaudio)\s*$' "$C/requirements.txt" > .venv/comfy-reqs.txt
+# The optional extras too (Ray for `batch --ray`), as pyproject.toml declares them: the tests
+# cover them; users install them only if they want them (pip install '.[ray]').
+.venv/bin/python - > .venv/extras-reqs.txt <<'PYEOF'
+import tomllib
+extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]
+print("\n".join(req for reqs in extras.values() for req in reqs))
+PYEOF
 $PIP install torch==2.14.1 torchvision==0.29.1 requests -r .venv/comfy-reqs.txt \
-  -r requirements.txt -r requirements-dev.txt
+  -r requirements.txt -r requirements-dev.txt -r .venv/extras-reqs.txt
 # OpenCV the way ComfyUI-Manager gets it for users: install.py adds opencv-python-headless only
 # when no OpenCV distribution is there (requirements.txt names none, see install.py).
 .venv/bin/python install.py
