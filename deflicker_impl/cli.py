@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 
 from .atlas import PRESETS, AtlasConfig
 from .batch import OUTPUT_FORMATS, run_batch_command
@@ -68,26 +69,65 @@ def _read_input(path, args: argparse.Namespace, label: str = "INPUT"):
     return clip
 
 
-def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """The PipelineConfig that the options of `add_pipeline_options` describe."""
+def flicker_window_frames(text: str, fps: float | None) -> int:
+    """--flicker-window as frames: a whole number of frames, or seconds with an "s" suffix
+    (converted with the clip's frame rate, at least one frame)."""
+    value = str(text).strip().lower()
+    try:
+        if value.endswith("s"):
+            if not fps:
+                raise DeflickerInputError(
+                    f"--flicker-window {text}: seconds need one clip's frame rate; the batch "
+                    "command takes frames (e.g. 12).")
+            seconds = float(value[:-1])
+            if seconds < 0:
+                raise ValueError
+            return max(1, round(seconds * fps)) if seconds > 0 else 0
+        frames = int(value)
+        if frames < 0:
+            raise ValueError
+        return frames
+    except ValueError:
+        raise DeflickerInputError(
+            f"--flicker-window must be a whole number of frames >= 0 or seconds such as 0.5s, "
+            f"got {text!r}.") from None
+
+
+def pipeline_config_from_args(args: argparse.Namespace, fps: float | None = None
+                              ) -> PipelineConfig:
+    """The PipelineConfig that the options of `add_pipeline_options` describe (`fps`: the
+    clip's frame rate, for a --flicker-window in seconds)."""
     atlas = AtlasConfig(preset=args.preset, iterations=args.iterations, seed=args.seed,
                         device=args.device, fit_long_side=args.fit_long_side,
                         atlas_resolution=args.atlas_resolution)
-    return PipelineConfig(
-        stop_after=args.stop_after, atlas=atlas,
-        filter=FilterConfig(weights_path=args.filter_weights, device=args.device),
-        refine=RefineConfig(weights_path=args.refine_weights, device=args.device),
-        shots=ShotConfig(scene_cuts=not args.no_scene_cuts, cut_sensitivity=args.cut_sensitivity,
+    stages = {
+        "stop_after": args.stop_after, "atlas": atlas,
+        "filter": FilterConfig(weights_path=args.filter_weights, device=args.device),
+        "refine": RefineConfig(weights_path=args.refine_weights, device=args.device),
+        "shots": ShotConfig(scene_cuts=not args.no_scene_cuts, cut_sensitivity=args.cut_sensitivity,
                          max_segment_frames=args.max_segment_frames,
                          segment_overlap=args.segment_overlap),
-        intermediate_dtype=args.intermediate_dtype, in_place=True)  # the decoded frames are ours
+        "intermediate_dtype": args.intermediate_dtype, "in_place": True,  # the decoded frames are ours
+        "confidence": bool(getattr(args, "save_confidence", None))}
+    if args.faithful:
+        window = flicker_window_frames(args.flicker_window, fps)
+        return PipelineConfig.faithful(window, args.strength, **stages)
+    config = PipelineConfig(**stages)
+    if args.strength != 1.0:
+        config.filter = replace(config.filter, flicker=replace(config.filter.flicker,
+                                                               strength=args.strength))
+        config.refine = replace(config.refine, strength=args.strength)
+    return config
 
 
 def _cmd_deflicker(args: argparse.Namespace) -> int:
     # Everything that can be checked is checked before decoding and fitting.
-    config = pipeline_config_from_args(args)
+    from .video_io import probe_clip
+
+    config = pipeline_config_from_args(args, float(probe_clip(args.input).fps))
     job = check_deflicker_job(
         args.input, config, args.output, args.save_atlas_frames, args.save_texture,
+        save_confidence=args.save_confidence,
         other_inputs={"--masks": args.masks, "--sam-checkpoint": args.sam_checkpoint,
                       "--filter-weights": args.filter_weights,
                       "--refine-weights": args.refine_weights},
@@ -113,6 +153,10 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
         if targets["--save-texture"].kind == "image":  # one image: the textures one above another
             texture = texture.reshape(1, -1, *texture.shape[2:])
         outputs.write(targets["--save-texture"], texture, clip.fps)
+    if args.save_confidence:
+        mask = result.confidence.mask()
+        outputs.write(targets["--save-confidence"], mask[..., None].expand(-1, -1, -1, 3),
+                      clip.fps)
     written = outputs.commit()
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     summary = {"output": str(written[0]), "frames": t, "width": w, "height": h,
@@ -257,6 +301,19 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine-weights", default=None,
                         help="local refinement weights (.safetensors); default: the shipped "
                              "weights")
+    parser.add_argument("--faithful", action="store_true",
+                        help="faithful colour: take the atlas's colour only where the atlas "
+                             "shows the frame's content (its confidence) and keep changes longer "
+                             "than --flicker-window (the scene's own light); for generated clips "
+                             "with turning characters, appearing objects, lamps or fades")
+    parser.add_argument("--flicker-window", default="10",
+                        help="with --faithful: frames (or seconds, e.g. 0.5s) a change must last "
+                             "to count as the scene's own light; 0 = keep no persistent change "
+                             "(removes chunk seams of sliding-window generators); default "
+                             "%(default)s")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="0..1: how much of the correction to apply (0 = the input "
+                             "unchanged); default %(default)s")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -290,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the atlas reconstruction of every frame here")
     d.add_argument("--save-texture", default=None,
                    help="also write the atlas texture as an image (e.g. atlas.png)")
+    d.add_argument("--save-confidence", default=None,
+                   help="also write the atlas confidence (white: the atlas shows the frame's "
+                        "content, black: it does not) as a video or frame folder")
     d.add_argument("--memory-limit", type=float, default=None, metavar="GB",
                    help="refuse, before decoding, a run whose estimated peak memory exceeds "
                         "this (default: the memory available now; 0 = no check)")

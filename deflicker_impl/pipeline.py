@@ -48,6 +48,9 @@ class PipelineConfig:
     # Write the output into the input tensor (which must then be float32 RGB on the CPU and
     # owned by the caller, as the CLI's decoded frames are): saves one full-length float copy.
     in_place: bool = False
+    # Measure the atlas confidence (PipelineResult.confidence) even when the filter does not
+    # use it (faithful colour always does), e.g. to save it.
+    confidence: bool = False
 
 
     @classmethod
@@ -119,7 +122,7 @@ def run_pipeline(
     atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
                                        on_progress=progress.stage("render"), dtype=dtype)
     confidence = None
-    if "filter" in stages and cfg.filter.faithful:
+    if ("filter" in stages and cfg.filter.faithful) or cfg.confidence:
         confidence = atlas_confidence(frames, atlas_frames, cfg.filter.confidence)
     seconds["atlas"], cpu["atlas"] = time.perf_counter() - t0, time.process_time() - c0
     output = atlas_frames

@@ -216,6 +216,7 @@ def check_deflicker_job(
     *,
     memory_option: str = "--memory-limit",
     measure_input: bool = False,
+    save_confidence: str | os.PathLike | None = None,
 ) -> DeflickerJob:
     """Everything a deflicker run can be refused for, checked before decoding: options and
     devices, the input's header, every output (kind, writability, collisions with each other
@@ -232,7 +233,8 @@ def check_deflicker_job(
     inputs = {"INPUT": input_path, **(other_inputs or {})}
     targets = plan_outputs({"OUTPUT": (output, info.frames),
                             "--save-atlas-frames": (save_atlas_frames, info.frames),
-                            "--save-texture": (save_texture, None)},  # one per segment
+                            "--save-texture": (save_texture, None),  # one per segment
+                            "--save-confidence": (save_confidence, info.frames)},
                            inputs, overwrite=overwrite)
     for label in must_exist:
         path = inputs.get(label)
