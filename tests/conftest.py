@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,3 +138,13 @@ def sam_checkpoint_in_comfy(comfy):
         path.parent.mkdir(parents=True, exist_ok=True)
         tiny_sam_checkpoint(path)
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread for the test: on a CPU shared with other jobs, two OpenMP
+    threads run many times slower. Modules use it with `pytest.mark.usefixtures`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -38,12 +38,7 @@ PREVIOUS = {"filter": FilterConfig(faithful=False), "refine": RefineConfig(flick
 FAITHFUL = PipelineConfig.faithful()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def appearing_object_clip() -> tuple[torch.Tensor, torch.Tensor]:

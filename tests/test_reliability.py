@@ -35,12 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL_FILTER = FilterNetConfig(widths=(8, 12, 16), head_width=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
