@@ -66,7 +66,7 @@ def test_pack_registers_fit_neural_atlas_with_its_interface(comfy):
     comfy.require_pack()
     node = comfy.node_class(FIT)
     assert node is not None, f"{FIT} is not in NODE_CLASS_MAPPINGS"
-    assert tuple(node.RETURN_TYPES) == ("NEURAL_ATLAS", "IMAGE", "IMAGE")
+    assert tuple(node.RETURN_TYPES) == ("NEURAL_ATLAS", "IMAGE", "IMAGE", "MASK", "IMAGE")
 
     required = node.INPUT_TYPES()["required"]
     assert required["images"][0] == "IMAGE"
@@ -90,7 +90,7 @@ def test_later_stage_nodes_take_images_when_registered(comfy, name):
 def test_http_server_lists_fit_inputs_with_tooltips(comfy_server):
     info = comfy_server.object_info(FIT)
 
-    assert info["output"] == ["NEURAL_ATLAS", "IMAGE", "IMAGE"]
+    assert info["output"] == ["NEURAL_ATLAS", "IMAGE", "IMAGE", "MASK", "IMAGE"]
     required = info["input"]["required"]
     assert required["images"][0] == "IMAGE"
     for name in ("preset", "iterations", "atlas_resolution", "seed"):
@@ -229,6 +229,35 @@ def test_neural_filter_after_the_atlas_keeps_count_and_size_and_removes_flicker(
     saved = read_images(result.image_files("91"))
     assert saved.shape == (CLIP_FRAMES, CLIP_H, CLIP_W, 3)
     assert flicker_index(saved) < 0.5 * flicker_index(frames)
+
+
+def test_confidence_feeds_a_faithful_neural_filter_and_is_previewed(comfy, fitted):
+    prompt, ids, _, frames = fitted
+    prompt = dict(prompt)
+    images = prompt[ids["fit"]]["inputs"]["images"]
+    prompt["92"] = {"class_type": "NeuralFilter", "inputs": {
+        "images": images, "atlas_frames": [ids["fit"], 1], "weights": "neural_filter.safetensors",
+        "atlas": [ids["fit"], 0], "confidence": [ids["fit"], 3], "faithful": True,
+        "strength": 1.0, "flicker_window": 10}}
+    prompt["93"] = {"class_type": "SaveImage",
+                    "inputs": {"images": ["92", 0], "filename_prefix": "faithful"}}
+    prompt["94"] = {"class_type": "SaveImage",
+                    "inputs": {"images": [ids["fit"], 4], "filename_prefix": "confidence"}}
+    prompt["95"] = {"class_type": "NeuralFilter", "inputs": {
+        "images": images, "atlas_frames": [ids["fit"], 1], "weights": "neural_filter.safetensors",
+        "strength": 0.0}}
+    prompt["96"] = {"class_type": "SaveImage",
+                    "inputs": {"images": ["95", 0], "filename_prefix": "unchanged"}}
+
+    result = comfy.run(prompt)
+
+    faithful = read_images(result.image_files("93"))
+    preview = read_images(result.image_files("94"))
+    assert faithful.shape == preview.shape == (CLIP_FRAMES, CLIP_H, CLIP_W, 3)
+    assert flicker_index(faithful) < 0.7 * flicker_index(frames)
+    unchanged = read_images(result.image_files("96"))  # strength 0: the input itself
+    diff = np.abs(unchanged.astype(np.float32) - frames.astype(np.float32))
+    assert float(diff.mean()) < 0.5 and float(diff.max()) <= 2.0
 
 
 def test_neural_filter_names_a_damaged_weights_file(comfy):
