@@ -40,6 +40,9 @@ from typing import Self
 from .errors import DeflickerInputError
 from .video_io import ANIMATED_IMAGE_SUFFIXES, FRAME_SUFFIXES, VIDEO_SUFFIXES, write_clip
 
+# Signals that stop a run: Ctrl-C, and SIGTERM (which the batch turns into an interruption).
+# Both are held back during a commit's renames, so none falls between them.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 SINGLE_IMAGE_SUFFIXES = tuple(s for s in FRAME_SUFFIXES if s not in ANIMATED_IMAGE_SUFFIXES)
 OUTPUT_KINDS = ("video", "animated", "image", "folder")
 
@@ -298,9 +301,10 @@ class OutputTransaction:
             raise DeflickerInputError(str(exc).replace(str(tmp), str(path))) from exc
 
     def commit(self) -> list[Path]:
-        """Move every written output into place; returns their paths. Ctrl-C is held back
-        during the renames (it takes effect right after), so either all or none are in place."""
-        blocked = _block_interrupt()
+        """Move every written output into place; returns their paths. Ctrl-C and SIGTERM are
+        held back during the renames (they take effect right after), so either all or none are
+        in place, and a frame folder being replaced is never left set aside."""
+        previous_mask = _block_stop_signals()
         try:
             for target, tmp in self._pending:
                 _move_into_place(tmp, target)
@@ -308,8 +312,8 @@ class OutputTransaction:
             self._pending.clear()
             self._created_dirs.clear()
         finally:
-            if blocked:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            if previous_mask is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         return list(self.committed)
 
     def abort(self) -> None:
@@ -325,12 +329,12 @@ class OutputTransaction:
         self._created_dirs.clear()
 
 
-def _block_interrupt() -> bool:
+def _block_stop_signals() -> set | None:
+    """Block STOP_SIGNALS in the main thread; returns the mask to restore (None: not blocked)."""
     if (hasattr(signal, "pthread_sigmask")
             and threading.current_thread() is threading.main_thread()):
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        return True
-    return False
+        return signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    return None
 
 
 def _remove(path: Path) -> None:

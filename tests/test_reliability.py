@@ -160,6 +160,30 @@ def test_an_interrupt_while_writing_leaves_the_previous_state_exactly(tmp_path, 
         "interrupted: no output was written (existing files are unchanged)")
 
 
+def test_ctrl_c_and_sigterm_are_held_back_while_a_folder_is_replaced(tmp_path, monkeypatch):
+    """The batch turns SIGTERM into an interruption: neither it nor Ctrl-C may fall between the
+    two renames that replace a frame folder (the old one set aside, the new one not yet in)."""
+    write_clip(tmp_path / "out", torch.rand(3, 8, 8, 3))
+    target = plan_outputs({"OUTPUT": (tmp_path / "out", 2)}, {}, overwrite=True)["OUTPUT"]
+    masks_during_renames = []
+    real_rename = os.rename
+
+    def rename(src, dst):
+        masks_during_renames.append(signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(output_safety.os, "rename", rename)
+    with OutputTransaction() as outputs:
+        outputs.write(target, torch.rand(2, 8, 8, 3), 24)
+        outputs.commit()
+    monkeypatch.undo()
+
+    assert len(masks_during_renames) == 2  # the old folder aside, the new one in
+    assert all({signal.SIGINT, signal.SIGTERM} <= mask for mask in masks_during_renames)
+    assert not {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    assert tree(tmp_path) == ["out", "out/frame_00000.png", "out/frame_00001.png"]
+
+
 def test_write_errors_name_the_users_path_not_the_temporary(tmp_path):
     target = plan_outputs({"OUTPUT": (tmp_path / "o.png", None)}, {})["OUTPUT"]  # count unknown
     with OutputTransaction() as outputs, pytest.raises(DeflickerInputError) as caught:
