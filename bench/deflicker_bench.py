@@ -292,7 +292,8 @@ def _fmt(value, digits: int, estimated: bool = False) -> str:
     return ("~" if estimated else "") + f"{value:.{digits}f}"
 
 
-def _mean(values):
+def mean_of(values):
+    """Mean of the values that are not None (None when there are none)."""
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
 
@@ -308,14 +309,14 @@ def summarize(rows: list[dict], methods: list[Method]) -> dict:
         real = [r for r in mine if r["kind"] == "real"]
         summary[m.key] = {
             "label": m.label,
-            "synthetic_psnr": _mean(r["psnr"] for r in syn),
-            "synthetic_ewarp_ratio": _mean(r["ewarp_ratio"] for r in syn),
-            "clean_psnr": _mean(r["psnr"] for r in clean),
+            "synthetic_psnr": mean_of(r["psnr"] for r in syn),
+            "synthetic_ewarp_ratio": mean_of(r["ewarp_ratio"] for r in syn),
+            "clean_psnr": mean_of(r["psnr"] for r in clean),
             "clean_psnr_min": min((r["psnr"] for r in clean if r["psnr"] is not None),
                                   default=None),
-            "real_flicker_index": _mean(r["flicker_index"] for r in real),
-            "real_ewarp_ratio": _mean(r["ewarp_ratio"] for r in real),
-            "seconds_per_frame": _mean(r["seconds_per_frame"] for r in syn or mine),
+            "real_flicker_index": mean_of(r["flicker_index"] for r in real),
+            "real_ewarp_ratio": mean_of(r["ewarp_ratio"] for r in real),
+            "seconds_per_frame": mean_of(r["seconds_per_frame"] for r in syn or mine),
             "estimated": any(r["estimated"] for r in mine),
             "peak_mb": max(r["peak_mb"] for r in mine),
         }

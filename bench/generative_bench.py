@@ -39,7 +39,7 @@ from deflicker_impl.metrics import compute_warp_reference, psnr, warping_error
 from deflicker_impl.synthetic import add_chunk_seam, add_light_event, add_synthetic_flicker
 
 from . import baselines
-from .deflicker_bench import PeakMemory, machine_description, save_sheets
+from .deflicker_bench import PeakMemory, machine_description, mean_of, save_sheets
 from .generative_data import SPLITS, load_generated_clip
 
 WINDOWS = (1, 3, 10)
@@ -163,11 +163,6 @@ def run(inputs: list[GenInput], methods: list[str], args, log=print):
 # -- summary and targets -----------------------------------------------------------------------
 
 
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
 def summarize(rows: list[dict], methods: list[str]) -> dict:
     out = {}
     for key in methods:
@@ -178,15 +173,15 @@ def summarize(rows: list[dict], methods: list[str]) -> dict:
         clean = [r for r in mine if r["kind"] == "clean"]
         out[key] = {
             "label": METHODS[key][0],
-            "synthetic_psnr": _mean(r["psnr"] for r in syn),
-            "synthetic_ewarp_ratio": _mean(r["ewarp_ratio"] for r in syn),
-            "clean_psnr": _mean(r["psnr"] for r in clean),
+            "synthetic_psnr": mean_of(r["psnr"] for r in syn),
+            "synthetic_ewarp_ratio": mean_of(r["ewarp_ratio"] for r in syn),
+            "clean_psnr": mean_of(r["psnr"] for r in clean),
             "clean_psnr_min": min((r["psnr"] for r in clean), default=None),
-            "step_psnr": _mean(r["psnr"] for r in mine if r["kind"] == "step"),
-            "ramp_psnr": _mean(r["psnr"] for r in mine if r["kind"] == "ramp"),
-            "w3_psnr": _mean(r["psnr"] for r in syn if r["window"] == EVENT_WINDOW),
-            "seam_levels": _mean(r.get("seam_levels") for r in mine if r["kind"] == "seam"),
-            "seconds_per_frame": _mean(r["seconds_per_frame"] for r in syn),
+            "step_psnr": mean_of(r["psnr"] for r in mine if r["kind"] == "step"),
+            "ramp_psnr": mean_of(r["psnr"] for r in mine if r["kind"] == "ramp"),
+            "w3_psnr": mean_of(r["psnr"] for r in syn if r["window"] == EVENT_WINDOW),
+            "seam_levels": mean_of(r.get("seam_levels") for r in mine if r["kind"] == "seam"),
+            "seconds_per_frame": mean_of(r["seconds_per_frame"] for r in syn),
         }
     return out
 
@@ -203,7 +198,7 @@ def check_targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
                 if r["method"] == "ours" and r["kind"] == "synthetic"
                 and (r["clip"], r["window"]) in by]
         wins = sum(a > b for a, b in mine)
-        gain = _mean(a - b for a, b in mine)
+        gain = mean_of(a - b for a, b in mine)
         checks.append((f"ours above clip-median match on {wins}/{len(mine)} synthetic inputs",
                        wins == len(mine)))
         checks.append((f"ours {gain:+.2f} dB over clip-median match on average (>= +3)",

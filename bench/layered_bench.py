@@ -32,7 +32,7 @@ from deflicker_impl.metrics import (
 )
 from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter
 
-from .deflicker_bench import machine_description
+from .deflicker_bench import machine_description, mean_of
 from .layered_data import COMPOSITES, REAL_OBJECT_CLIPS, layered_inputs, mask_overlay
 
 METHODS = (
@@ -89,11 +89,6 @@ def _fmt(v, d):
     return "n/a" if v is None else f"{v:.{d}f}"
 
 
-def _mean(values):
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
 def markdown(result) -> str:
     m = result["machine"]
     lines = [f"# Two-layer benchmark: {result['name']}", "", f"`{result['command']}`  ",
@@ -132,12 +127,12 @@ def summarize(rows):
         syn = [r for r in mine if r["kind"] == "synthetic"]
         real = [r for r in mine if r["kind"] == "real"]
         summary[key] = {
-            "psnr": _mean(r["psnr"] for r in syn),
-            "ewarp_ratio": _mean(r["ewarp_ratio"] for r in syn),
-            "ewarp_ratio_reliable": _mean(r.get("ewarp_ratio_reliable") for r in syn),
-            "real_flicker_index": _mean(r["flicker_index"] for r in real),
-            "real_ewarp_ratio": _mean(r["ewarp_ratio"] for r in real),
-            "seconds_per_frame": _mean(r["seconds_per_frame"] for r in mine),
+            "psnr": mean_of(r["psnr"] for r in syn),
+            "ewarp_ratio": mean_of(r["ewarp_ratio"] for r in syn),
+            "ewarp_ratio_reliable": mean_of(r.get("ewarp_ratio_reliable") for r in syn),
+            "real_flicker_index": mean_of(r["flicker_index"] for r in real),
+            "real_ewarp_ratio": mean_of(r["ewarp_ratio"] for r in real),
+            "seconds_per_frame": mean_of(r["seconds_per_frame"] for r in mine),
         }
     return summary
 
