@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .atlas.confidence import AtlasConfidence, coarse_frames
 from .colour_fields import SmoothColourField, fit_smooth_colour_field
+from .errors import DeflickerInputError
 from .global_stability import temporal_median
 
 MIN_GAIN = 0.05
@@ -54,8 +55,6 @@ class FlickerFieldConfig:
 
 def check_strength(value) -> float:
     """`strength` as a float in 0..1, or a one-line error."""
-    from .errors import DeflickerInputError
-
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not 0.0 <= float(value) <= 1.0:
         raise DeflickerInputError(
@@ -66,13 +65,26 @@ def check_strength(value) -> float:
 
 def check_flicker_window(value) -> int:
     """`flicker_window` as a whole number of frames >= 0, or a one-line error."""
-    from .errors import DeflickerInputError
-
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise DeflickerInputError(
             f"flicker_window must be a whole number of frames >= 0 (changes that last longer "
             f"are kept as the scene's own light; 0 keeps none), got {value!r}.")
     return value
+
+
+def gain_field(log_gain: torch.Tensor) -> SmoothColourField:
+    """The smooth per-channel gain field of log gains [n,3,gy,gx]."""
+    coeffs = torch.zeros(log_gain.shape[0], 3, 3, *log_gain.shape[-2:])
+    coeffs[:, :, 1] = log_gain.exp()
+    return SmoothColourField(coeffs)
+
+
+def fit_log_gains(source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None,
+                  config: FlickerFieldConfig) -> torch.Tensor:
+    """Log gains [n,3,gy,gx] of the smooth gain field target ~ gain(x) * source ([n,3,h,w])."""
+    field = fit_smooth_colour_field(source, target, weights, config.nodes_long_side,
+                                    model="gain")
+    return field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log()
 
 
 @dataclass
@@ -86,10 +98,7 @@ class FlickerField:
     kept: torch.Tensor
 
     def gains(self, start: int, stop: int, which: str = "kept") -> SmoothColourField:
-        log_gain = getattr(self, which)[start:stop]
-        coeffs = torch.zeros(log_gain.shape[0], 3, 3, *log_gain.shape[-2:])
-        coeffs[:, :, 1] = log_gain.exp()
-        return SmoothColourField(coeffs)
+        return gain_field(getattr(self, which)[start:stop])
 
     def correction_per_frame(self) -> torch.Tensor:
         """Mean |log gain| of the kept correction per frame [T]."""
@@ -122,9 +131,7 @@ def measure_flicker_field(
         target = filtered_coarse[start:stop]
         weights = F.interpolate(confidence.coarse[start:stop].float(), size=source.shape[-2:],
                                 mode="bilinear", align_corners=False)
-        field = fit_smooth_colour_field(source, target, weights, config.nodes_long_side,
-                                        model="gain")
-        log_gain = field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log()
+        log_gain = fit_log_gains(source, target, weights, config)
         total = weights.sum(dim=(2, 3)).clamp_min(1e-6)  # [n,1]
         level = ((atlas * weights).sum(dim=(2, 3)) / total).clamp_min(1e-3).log() \
             - ((source * weights).sum(dim=(2, 3)) / total).clamp_min(1e-3).log()  # [n,3]
@@ -207,16 +214,13 @@ def drop_persistent_change(
         target = coarse_frames(result, start, stop, cfg.fit_long_side)
         if target.shape[-2:] != source.shape[-2:]:
             target = F.interpolate(target, size=source.shape[-2:], mode="area")
-        field = fit_smooth_colour_field(source, target, None, cfg.nodes_long_side, model="gain")
-        logs.append(field.coefficients[:, :, 1].clamp_min(MIN_GAIN).log())
+        logs.append(fit_log_gains(source, target, None, cfg))
     measured = torch.cat(logs)
     undo = FlickerField(measured, measured, keep_scene_light(measured, flicker_window,
                                                              shot_starts))
     for start in range(0, t, cfg.chunk):
         stop = min(t, start + cfg.chunk)
         persistent = undo.kept[start:stop] - measured[start:stop]  # log gain that cancels it
-        coeffs = torch.zeros(stop - start, 3, 3, *persistent.shape[-2:])
-        coeffs[:, :, 1] = persistent.exp()
         part = result[start:stop].permute(0, 3, 1, 2)
-        result[start:stop] = SmoothColourField(coeffs).apply(part).clamp_(0, 1).permute(0, 2, 3, 1)
+        result[start:stop] = gain_field(persistent).apply(part).clamp_(0, 1).permute(0, 2, 3, 1)
     return result

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..colour_fields import fit_smooth_colour_field
+from ..errors import DeflickerInputError
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,6 @@ class AtlasConfidence:
     def mask(self) -> torch.Tensor:
         return torch.cat([self.at(i, min(i + 16, self.num_frames))[:, 0]
                           for i in range(0, self.num_frames, 16)])
-
-    def mean_per_frame(self) -> torch.Tensor:
-        return self.coarse.float().mean(dim=(1, 2, 3))
 
 
 def coarse_frames(clip: torch.Tensor, start: int, stop: int, long_side: int) -> torch.Tensor:
@@ -124,8 +122,6 @@ def confidence_from_mask(mask: torch.Tensor, num_frames: int, frame_hw: tuple[in
                          config: ConfidenceConfig | None = None) -> AtlasConfidence:
     """An AtlasConfidence from a MASK-like tensor [T,H,W] or [H,W] (0..1, any size: it is
     resampled), e.g. a confidence edited or made elsewhere. One mask applies to every frame."""
-    from ..errors import DeflickerInputError
-
     cfg = config or ConfidenceConfig()
     if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3) or min(mask.shape) < 1:
         shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
