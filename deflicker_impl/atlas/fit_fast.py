@@ -24,6 +24,7 @@ from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
 from .config import AtlasConfig
 from .coords import frame_coordinates
+from .pixel_table import PixelTable
 from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
 
 ProgressFn = Callable[[int, int], None]
@@ -195,10 +196,10 @@ def fit_texture_atlas(
     ])
     frames_idx = all_frames.to(device)
     q_flat = q_d.reshape(-1, 2)
-    target_flat = small_d.flatten(2)  # [T,3,h*w]
+    targets = PixelTable(small_d.flatten(2))  # [T,3,h*w]
     if num > 1:
-        q_next_flat = q_next.reshape(num - 1, -1, 2)
-        mask_flat = mask_t.reshape(num - 1, -1)
+        successors = PixelTable(q_next.reshape(num - 1, -1, 2), dim=1)  # [T-1,h*w,2]
+        flow_masks = PixelTable(mask_t.reshape(num - 1, -1))
     gen = torch.Generator().manual_seed(config.seed)
     per_frame = h * w if config.pixels_per_frame <= 0 else min(h * w, config.pixels_per_frame)
     losses = {}
@@ -209,13 +210,13 @@ def fit_texture_atlas(
         optim.zero_grad(set_to_none=True)
         a = mapping(frames_idx, q_flat[pix].expand(num, -1, -1))  # [T,P,2]
         recon = texture(a.unsqueeze(1))  # [T,3,1,P]
-        colour = _charbonnier(recon[:, :, 0] - target_flat[:, :, pix]).mean()
+        colour = _charbonnier(recon[:, :, 0] - targets.take(pix)).mean()
         loss = colour
         flow_term = torch.zeros(())
         if num > 1:
-            a_next = mapping(src_idx + 1, q_next_flat[:, pix])
+            a_next = mapping(src_idx + 1, successors.take(pix))
             d = (a[:-1] - a_next) * pix_scale
-            flow_term = (_charbonnier(d, 0.05).sum(-1) * mask_flat[:, pix]).mean()
+            flow_term = (_charbonnier(d, 0.05).sum(-1) * flow_masks.take(pix)).mean()
             loss = loss + config.flow_weight * flow_term
         smooth = mapping.smoothness() * pix_scale**2
         loss = loss + config.smooth_weight * 1e-3 * smooth
@@ -240,7 +241,7 @@ def fit_texture_atlas(
 
 @torch.no_grad()
 def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
-                             chunk_pixels: int = 1 << 21):
+                             chunk_pixels: int = 1 << 21, cache_bytes: int = 256 << 20):
     """Texture at the density of the full-resolution frames (capped by atlas_resolution)."""
     num, full_h, full_w, _ = frames.shape
     u0, v0, u1, v1 = bounds
@@ -256,8 +257,11 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
     build_h, build_w = max(1, round(full_h * reduce)), max(1, round(full_w * reduce))
     q = frame_coordinates(build_h, build_w)
     chunk = max(1, chunk_pixels // (full_h * full_w))
+    # The splat and every back-projection pass read the same mapped points and colours: they are
+    # kept when small (a float32 clip of at most `cache_bytes`), recomputed per pass otherwise.
+    cache = [] if num * build_h * build_w * 5 * 4 <= cache_bytes else None
 
-    def chunks():
+    def computed_chunks():
         for start in range(0, num, chunk):
             stop = min(start + chunk, num)
             idx = torch.arange(start, stop)
@@ -265,6 +269,15 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
             if (build_h, build_w) != (full_h, full_w):
                 img = F.interpolate(img, size=(build_h, build_w), mode="area")
             yield idx, mapping(idx, q.expand(len(idx), -1, -1, -1)), img
+
+    def chunks():
+        if cache:
+            yield from cache
+            return
+        for item in computed_chunks():
+            if cache is not None:
+                cache.append(item)
+            yield item
 
     acc = wt = None
     for idx, a, img in chunks():

@@ -30,6 +30,7 @@ from ..flow import flow_with_occlusion
 from .config import AtlasConfig
 from .coords import frame_coordinates
 from .fit_fast import _atlas_bounds, _charbonnier, _similarity_chain, fit_size
+from .pixel_table import PixelTable
 from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
 
 ProgressFn = Callable[[int, int], None]
@@ -212,12 +213,12 @@ def fit_layered_atlas(
     optim = torch.optim.Adam(params)
     frames_idx = all_frames.to(device)
     q_flat = q_d.reshape(-1, 2)
-    target_flat = small_d.flatten(2)  # [T,3,h*w]
-    mask_flat = mask_d.flatten(2)  # [T,1,h*w]
+    targets = PixelTable(small_d.flatten(2))  # [T,3,h*w]
+    target_masks = PixelTable(mask_d.flatten(2))  # [T,1,h*w]
     if num > 1:
         flow_t = torch.stack(flows).to(device)
-        q_next_flat = (q_d + flow_t * (2.0 / long_side)).reshape(num - 1, -1, 2)
-        occ_flat = torch.stack(occ).to(device).reshape(num - 1, -1)
+        successors = PixelTable((q_d + flow_t * (2.0 / long_side)).reshape(num - 1, -1, 2), dim=1)
+        flow_masks = PixelTable(torch.stack(occ).to(device).reshape(num - 1, -1))
         src_idx = torch.arange(num - 1, device=device)
     gen = torch.Generator().manual_seed(config.seed)
     per_frame = h * w if config.pixels_per_frame <= 0 else min(h * w, config.pixels_per_frame)
@@ -229,16 +230,16 @@ def fit_layered_atlas(
         colours = [tex(a.unsqueeze(1))[:, :, 0] for tex, a in zip(textures, coords, strict=True)]
         alpha = sample_alpha(alpha_logits, fg_tex, coords[0].unsqueeze(1))[:, :, 0]  # [T,1,P]
         recon = alpha * colours[0] + (1 - alpha) * colours[1]
-        colour = _charbonnier(recon - target_flat[:, :, pix]).mean()
-        mask_term = _charbonnier(alpha - mask_flat[:, :, pix]).mean()
+        colour = _charbonnier(recon - targets.take(pix)).mean()
+        mask_term = _charbonnier(alpha - target_masks.take(pix)).mean()
         loss = colour + mask_weight_at(config, it, iterations) * mask_term
         flow_term = torch.zeros((), device=device)
         if num > 1:
             weights = (alpha[:-1, 0], 1 - alpha[:-1, 0])
-            nxt = q_next_flat[:, pix]
+            nxt, reliable = successors.take(pix), flow_masks.take(pix)
             for mapping, a, wgt in zip(mappings, coords, weights, strict=True):
                 d = (a[:-1] - mapping(src_idx + 1, nxt)) * pix_scale
-                flow_term = flow_term + (_charbonnier(d, 0.05).sum(-1) * occ_flat[:, pix]
+                flow_term = flow_term + (_charbonnier(d, 0.05).sum(-1) * reliable
                                          * wgt.detach()).mean()
             loss = loss + config.flow_weight * flow_term
         smooth = sum(m.smoothness() for m in mappings) * pix_scale**2
