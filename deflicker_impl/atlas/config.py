@@ -19,6 +19,10 @@ class AtlasConfig:
 
     preset: str = "fast"
     iterations: int = 0  # 0: the preset's default (fast: 300, paper: 10001)
+    # fast preset: stop before `iterations` once the loss stalls (relative decrease per 25 steps
+    # below this; 0 = always run all of them), but never before `min_iterations`.
+    stall_tolerance: float = 0.0
+    min_iterations: int = 100
     seed: int = 0
     device: str = "auto"
     # Long side of the clip while fitting; the render is always at the input's own size.

@@ -24,7 +24,9 @@ from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
 from .config import AtlasConfig
 from .coords import frame_coordinates
+from .optim import Adam
 from .pixel_table import PixelTable
+from .stopping import LossStall
 from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
 
 ProgressFn = Callable[[int, int], None]
@@ -189,7 +191,7 @@ def fit_texture_atlas(
         mask_t = torch.stack(masks).to(device)
         q_next = q_d + flow_t * (2.0 / long_side)
         src_idx = torch.arange(num - 1, device=device)
-    optim = torch.optim.Adam([
+    optim = Adam([
         {"params": texture.parameters(), "lr": config.texture_lr},
         {"params": [mapping.log_scale, mapping.angle, mapping.shift], "lr": config.mapping_lr},
         {"params": [mapping.grid], "lr": config.mapping_lr},
@@ -203,11 +205,12 @@ def fit_texture_atlas(
     gen = torch.Generator().manual_seed(config.seed)
     per_frame = h * w if config.pixels_per_frame <= 0 else min(h * w, config.pixels_per_frame)
     losses = {}
+    stall = LossStall(config.stall_tolerance, config.min_iterations)
     for it in range(iterations):
         # A fresh random pixel subset each step (shared by all frames): the stochastic estimate
         # costs a fraction of the full image and converges to the same fit.
         pix = torch.randperm(h * w, generator=gen)[:per_frame].to(device)
-        optim.zero_grad(set_to_none=True)
+        optim.zero_grad()
         a = mapping(frames_idx, q_flat[pix].expand(num, -1, -1))  # [T,P,2]
         recon = texture(a.unsqueeze(1))  # [T,3,1,P]
         colour = _charbonnier(recon[:, :, 0] - targets.take(pix)).mean()
@@ -224,15 +227,20 @@ def fit_texture_atlas(
         optim.step()
         if it % 5 == 4 or it == iterations - 1:
             tick(5 if it % 5 == 4 else (it % 5) + 1)
+        if stall.update(loss):
+            tick(iterations - 1 - it)  # the steps not needed
+            break
+    steps = it + 1 if iterations else 0
     losses = {"colour": float(colour.detach()), "flow": float(flow_term.detach()),
-              "smooth": float(smooth.detach())}
+              "smooth": float(smooth.detach())} if iterations else {}
     t_fit = time.perf_counter() - t0
 
     mapping = mapping.cpu().eval()
     texture_hi = _full_resolution_texture(
         frames, mapping, texture.cpu(), bounds, config, tick)
     stats = {
-        "preset": "fast", "iterations": iterations, "fit_size": (h, w),
+        "preset": "fast", "iterations": steps, "max_iterations": iterations,
+        "loss_windows": stall.means, "fit_size": (h, w),
         "texture_size": tuple(texture_hi.texture.shape[-2:]), "seconds_flow": t_flow,
         "seconds_fit": t_fit, "seconds_total": time.perf_counter() - t0, **losses,
     }

@@ -30,6 +30,7 @@ from ..flow import flow_with_occlusion
 from .config import AtlasConfig
 from .coords import frame_coordinates
 from .fit_fast import _atlas_bounds, _charbonnier, _similarity_chain, fit_size
+from .optim import Adam
 from .pixel_table import PixelTable
 from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
 
@@ -210,7 +211,7 @@ def fit_layered_atlas(
     for mapping, texture in zip(mappings, textures, strict=True):
         params += [{"params": texture.parameters(), "lr": config.texture_lr},
                    {"params": list(mapping.parameters()), "lr": config.mapping_lr}]
-    optim = torch.optim.Adam(params)
+    optim = Adam(params)
     frames_idx = all_frames.to(device)
     q_flat = q_d.reshape(-1, 2)
     targets = PixelTable(small_d.flatten(2))  # [T,3,h*w]
@@ -225,7 +226,7 @@ def fit_layered_atlas(
     t_loop = time.perf_counter()
     for it in range(iterations):
         pix = torch.randperm(h * w, generator=gen)[:per_frame].to(device)
-        optim.zero_grad(set_to_none=True)
+        optim.zero_grad()
         coords = [m(frames_idx, q_flat[pix].expand(num, -1, -1)) for m in mappings]  # [T,P,2]
         colours = [tex(a.unsqueeze(1))[:, :, 0] for tex, a in zip(textures, coords, strict=True)]
         alpha = sample_alpha(alpha_logits, fg_tex, coords[0].unsqueeze(1))[:, :, 0]  # [T,1,P]

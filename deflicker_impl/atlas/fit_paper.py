@@ -22,6 +22,7 @@ from ..clip import to_nchw
 from ..flow import flow_with_occlusion
 from .config import AtlasConfig
 from .fit_fast import fit_size
+from .optim import Adam
 
 PAPER_LONG_SIDE = 768  # the public code works on 768x432 frames
 
@@ -137,8 +138,8 @@ def fit_mlp_atlas(frames: torch.Tensor, config: AtlasConfig, device: torch.devic
             on_progress(0, config.resolved_iterations())
 
     mapping, atlas = MappingMLP().to(device), AtlasMLP().to(device)
-    optim = torch.optim.Adam(list(mapping.parameters()) + list(atlas.parameters()),
-                             lr=config.paper_lr)
+    optim = Adam([{"params": list(mapping.parameters()) + list(atlas.parameters()),
+                   "lr": config.paper_lr}])
     iterations = config.resolved_iterations()
     scale = torch.tensor([2.0 / w, 2.0 / h], device=device)
 
@@ -190,7 +191,7 @@ def fit_mlp_atlas(frames: torch.Tensor, config: AtlasConfig, device: torch.devic
             uv_a = mapping(xyt_of(x, y, ts_f))
             uv_b = mapping(xyt_of(x + f[:, 0], y + f[:, 1], ts_f + 1))
             loss = loss + 500 * ((uv_a - uv_b).abs().sum(-1) * m).mean()
-        optim.zero_grad(set_to_none=True)
+        optim.zero_grad()
         loss.backward()
         optim.step()
         if on_progress is not None:  # every step: one step can take seconds on a CPU
