@@ -27,6 +27,7 @@ from .neural_filter import FilterConfig, apply_neural_filter
 from .preflight import check_pipeline_config, load_stage_networks
 from .progress import ProgressFn, StageProgress
 from .shots import ShotConfig
+from .threads import ThreadChoice, as_choice
 
 STAGES = ("atlas", "filter", "refine")
 DEFAULT_STOP_AFTER = "refine"  # the last stage run unless told: the whole pipeline
@@ -87,11 +88,21 @@ class PipelineResult:
 
 def run_pipeline(
     frames: torch.Tensor, config: PipelineConfig | None = None, on_progress: ProgressFn | None = None,
-    masks: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None, threads: ThreadChoice | int | str | None = None,
 ) -> PipelineResult:
     """Deflicker a clip [T,H,W,C] in 0..1; the output has exactly the input's frame count and size.
 
-    `masks` (foreground, [T,H,W] or one [H,W]) make the atlas two-layer (see `fit_atlas`)."""
+    `masks` (foreground, [T,H,W] or one [H,W]) make the atlas two-layer (see `fit_atlas`).
+    `threads`: a count, or None for the pack's choice (DEFLICKER_THREADS, else the CPUs not
+    busy with other work, re-measured between stages; see threads.py); the caller's torch and
+    OpenCV thread counts are restored afterwards."""
+    with as_choice(threads).applied() as choice:
+        return _run_stages(frames, config, on_progress, masks, choice)
+
+
+def _run_stages(frames: torch.Tensor, config: PipelineConfig | None,
+                on_progress: ProgressFn | None, masks: torch.Tensor | None,
+                threads: ThreadChoice) -> PipelineResult:
     cfg = config or PipelineConfig()
     if cfg.stop_after not in STAGES:
         raise DeflickerInputError(
@@ -128,6 +139,7 @@ def run_pipeline(
     output = atlas_frames
 
     if "filter" in stages:
+        threads.redecide()  # another process may have started or stopped during the fit
         t0, c0 = time.perf_counter(), time.process_time()
         output = apply_neural_filter(frames, atlas_frames, cfg.filter, progress.stage("filter"),
                                      shot_starts=atlas.shot_starts,
@@ -135,6 +147,7 @@ def run_pipeline(
                                      confidence=confidence)
         seconds["filter"], cpu["filter"] = time.perf_counter() - t0, time.process_time() - c0
     if "refine" in stages:
+        threads.redecide()
         t0, c0 = time.perf_counter(), time.process_time()
         output = apply_local_refine(output, cfg.refine, progress.stage("refine"),
                                     shot_starts=atlas.shot_starts, out=output)
