@@ -657,7 +657,7 @@ def run_batch(inputs: Iterable[str], out_dir: str | os.PathLike, config: Pipelin
     if ray_address is not None and workers != 1:
         raise DeflickerInputError("--workers is for this machine; with --ray the cluster's CPUs "
                                   "decide how many clips run at once (see --threads).")
-    threads = parse_thread_count(threads, "--threads") if threads is not None else 0
+    threads = parse_thread_count(threads, "--threads")
     if max_clip_gb < 0:
         raise DeflickerInputError(f"--max-clip-gb must be 0 (automatic) or more, got "
                                   f"{max_clip_gb}.")

@@ -201,7 +201,10 @@ MONITOR = LoadMonitor()  # the process's monitor (one history of samples)
 # -- the choice --------------------------------------------------------------------------------
 
 def parse_thread_count(value: object, name: str) -> int:
-    """A requested thread count as an int (0 = automatic), or a one-line DeflickerInputError."""
+    """A requested thread count as an int (0 = automatic: also None and "auto"), or a one-line
+    DeflickerInputError."""
+    if value is None:
+        return 0
     limit = thread_limit()
     text = str(value).strip().lower()
     if text in ("auto", AUTOMATIC):
@@ -272,7 +275,7 @@ def choose_threads(requested: object = None, *, option: str = "--threads",
 
     A bad `requested` raises DeflickerInputError naming `option`; a bad environment value is
     said once through `warn` (default: the logger) and the automatic choice is used."""
-    if requested is not None and (count := parse_thread_count(requested, option)):
+    if count := parse_thread_count(requested, option):
         return ThreadChoice(count, option, "as asked")
     env = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
     if env:
