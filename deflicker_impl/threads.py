@@ -175,10 +175,12 @@ class LoadMonitor:
         self._last = CpuSample(self._clock(), self._own_cpu(), parse_proc_stat(text))
         return self._last
 
-    def busy_elsewhere(self, cpu_ids: frozenset[int] | None) -> tuple[float, str]:
-        """(CPUs busy with other work, how that was measured)."""
+    def busy_elsewhere(self, cpu_ids: frozenset[int] | None,
+                       max_age: float = MAX_SAMPLE_AGE) -> tuple[float, str]:
+        """(CPUs busy with other work, how that was measured). The window starts at the last
+        sample if it is at most `max_age` seconds old, else now (with a short wait)."""
         before = self._last
-        if before is None or self._clock() - before.wall > MAX_SAMPLE_AGE:
+        if before is None or self._clock() - before.wall > max_age:
             before = self.sample()
             if before is None:
                 load = self._load_average()
@@ -249,7 +251,8 @@ class ThreadChoice:
     def redecide(self) -> int:
         """Re-measure (automatic choices only) and apply the new count; returns it."""
         if self.automatic and self.monitor is not None:
-            busy, self.why = self.monitor.busy_elsewhere(self.cpu_ids)
+            # The window is the stage that just ran, however long it took.
+            busy, self.why = self.monitor.busy_elsewhere(self.cpu_ids, max_age=math.inf)
             count = threads_for(self.usable, busy)
             if count != self.count:
                 self.count = count

@@ -119,8 +119,9 @@ def test_redecide_follows_a_process_that_starts_and_stops_mid_run(two_cpus):
         assert torch.get_num_threads() == 2
         machine.run(5.0, busy=(1.0, 1.0), own=1.2)  # a sampler started during the fit
         assert choice.redecide() == 1 and torch.get_num_threads() == 1
-        machine.run(5.0, busy=(1.0, 0.0), own=1.0)  # and stopped
-        assert choice.redecide() == 2 and torch.get_num_threads() == 2
+        machine.run(60.0, busy=(1.0, 0.0), own=1.0)  # and stopped (a long stage:
+        assert choice.redecide() == 2 and torch.get_num_threads() == 2  # still one window)
+    assert machine.sleeps == [pytest.approx(threads.SAMPLE_SECONDS)]  # only the first choice
 
 
 def test_explicit_counts_are_not_redecided(two_cpus):
