@@ -306,7 +306,7 @@ def test_a_node_leaves_the_hosts_thread_count_as_it_was(comfy):
     images = p.add("DeflickerTestImages", kind="good", frames=4, width=23, height=17)
     metrics = p.add("DeflickerMetrics", images=p.out(images), flow_from="images",
                     measure_long_side=0)
-    p.add("PreviewImage", images=p.out(metrics, 1))
+    p.add("PreviewImage", images=p.out(metrics, 5))  # its plot
     host = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
