@@ -161,10 +161,15 @@ def main(argv=None) -> list[dict]:
             case = profile_case(source, frames, size, args.threads, Path(work))
             results.append(case)
             print(markdown(case) + "\n", flush=True)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return results
+
+
+def write_json(path: str | None, data) -> None:
+    """Write `data` as JSON to `path` (its folder created), or nothing when path is None."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(data, indent=2))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ the load average is printed because "quiet" is only as quiet as the machine is.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.datasets import CLEAN_CLIPS
-from bench.profile_pipeline import case_clip, parse_case
+from bench.profile_pipeline import case_clip, parse_case, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass\n"
@@ -104,9 +103,7 @@ def main(argv=None) -> dict:
         print(f"| {mode} | {quiet:.1f} | {busy:.1f} | {busy / quiet:.2f} | "
               f"{quiet / frames:.3f} | {busy / frames:.3f} |")
     result["loadavg_end"] = os.getloadavg()
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return result
 
 
