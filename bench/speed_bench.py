@@ -47,6 +47,7 @@ from deflicker_impl.video_io import read_clip, write_clip
 from .datasets import CLEAN_CLIPS, build_inputs, load_clip
 from .deflicker_bench import machine_description, mean_of
 from .generative_data import HELD_OUT, load_generated_clip
+from .thread_contention import start_busy_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PREVIOUS = "f21627a"  # the last landed release (stop 17)
@@ -88,10 +89,7 @@ def checkout(rev: str, into: Path) -> Path:
 @contextmanager
 def busy_core():
     """One other process spinning on one core (the last CPU this process may use)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    spinner = subprocess.Popen(
-        [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpus[-1]}}})\n"
-                               "while True: pass"])
+    spinner = start_busy_process(max(os.sched_getaffinity(0)))
     time.sleep(0.5)
     try:
         yield
@@ -108,7 +106,7 @@ def run_cli(root: Path, source: Path, target: Path, extra: list[str]) -> float:
     cmd = [sys.executable, "-m", "deflicker_impl", "deflicker", str(source), str(target),
            "--quiet", *extra]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-800:]}")
@@ -177,10 +175,10 @@ def summarize(rows: list[dict]) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [f"# Speed benchmark ({result['date']})", "", f"Command: `{result['command']}`", "",
-             f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; "
-             f"previous release `{result['previous']}`.", "",
-             "| set / version / load | inputs | s/frame (CLI, start included) | synthetic PSNR | "
-             "E_warp ratio | clean PSNR mean (worst) |", "|---|---|---|---|---|---|"]
+             (f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; "
+              f"previous release `{result['previous']}`."), "",
+             ("| set / version / load | inputs | s/frame (CLI, start included) | synthetic PSNR "
+              "| E_warp ratio | clean PSNR mean (worst) |"), "|---|---|---|---|---|---|"]
     fmt = (lambda v, d: "n/a" if v is None else f"{v:.{d}f}")
     for key, s in result["summary"].items():
         lines.append(f"| {key} | {s['inputs']} | {fmt(s['seconds_per_frame'], 3)} | "
@@ -211,7 +209,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
     sets = [s for s in args.sets.split(",") if s]
     inputs = []
     if args.quick:

@@ -62,6 +62,7 @@ from .preflight import (
     check_pipeline_config,
     load_stage_networks,
 )
+from .threads import choose_threads, parse_thread_count, set_threads
 from .video_io import ANIMATED_IMAGE_SUFFIXES, FRAME_SUFFIXES, VIDEO_SUFFIXES
 
 MANIFEST_NAME = "manifest.json"
@@ -382,11 +383,11 @@ def process_clip(job: ClipJob, settings: BatchSettings) -> dict:
         t, h, w, _ = clip.frames.shape
         on_progress = None
         if settings.show_clip_progress:
-            from .cli import TerminalProgress
+            from .progress import TerminalProgress
 
             on_progress = TerminalProgress(f"  {job.name}")
         result = run_pipeline(clip.frames, dataclasses.replace(settings.config, in_place=True),
-                              on_progress)
+                              on_progress, threads=settings.threads)
         # The decoded input was overwritten by the output: decode it again to measure.
         before = read_clip(job.input, allow_truncated=settings.allow_truncated).frames
         scores = measure(result.frames, before, flow_from="compare_to")
@@ -427,15 +428,6 @@ def process_clip(job: ClipJob, settings: BatchSettings) -> dict:
 Outcome = Callable[[ClipJob, dict], None]
 
 
-def _set_threads(threads: int) -> None:
-    import torch
-
-    from .opencv import require_cv2
-
-    torch.set_num_threads(threads)
-    require_cv2().setNumThreads(threads)
-
-
 class _Terminated(SystemExit):
     """Raised in a worker by SIGTERM: unwinds the clip (its hidden partial files are removed)."""
 
@@ -447,7 +439,7 @@ def _on_sigterm(signum, frame):
 def _start_worker(settings: BatchSettings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     signal.signal(signal.SIGTERM, _on_sigterm)
-    _set_threads(settings.threads)
+    set_threads(settings.threads)
     load_stage_networks(settings.config)
 
 
@@ -464,7 +456,7 @@ def _clip_in_worker(job: ClipJob, settings: BatchSettings) -> dict:
 
 def _run_here(jobs: list[ClipJob], settings: BatchSettings, on_outcome: Outcome,
               on_start: Callable[[int, ClipJob], None]) -> None:
-    _set_threads(settings.threads)
+    set_threads(settings.threads)
     for number, job in enumerate(jobs, start=1):
         on_start(number, job)
         on_outcome(job, process_clip(job, settings))
@@ -579,7 +571,7 @@ def connect_ray(address: str):
 
 def _clip_in_ray_task(job: ClipJob, settings: BatchSettings) -> dict:
     # A Ray worker process runs many tasks: threads are set and networks loaded once per process.
-    _set_threads(settings.threads)
+    set_threads(settings.threads)
     load_stage_networks(settings.config)
     return process_clip(job, settings)
 
@@ -609,13 +601,11 @@ def _run_on_ray(jobs: list[ClipJob], settings: BatchSettings, ray, on_outcome: O
 
 # -- the batch ---------------------------------------------------------------------------------
 
-def default_threads(workers: int) -> int:
-    """Threads per worker so that the workers together use the cores once, not more."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, cores // workers)
+def default_threads(workers: int, warn: Callable[[str], None] | None = None) -> int:
+    """Threads per worker when --threads is not given: DEFLICKER_THREADS, else the pack's
+    automatic choice (the CPUs not busy with other work) shared by the workers, at least 1."""
+    choice = choose_threads(None, warn=warn)
+    return max(1, choice.count // workers) if choice.automatic else choice.count
 
 
 def _summary_row(job: ClipJob, report: dict, status: str) -> dict:
@@ -650,7 +640,7 @@ def _write_summary(out_dir: Path, rows: dict[str, dict], order: list[ClipJob]) -
 
 def run_batch(inputs: Iterable[str], out_dir: str | os.PathLike, config: PipelineConfig, *,
               suffix: str = "", output_format: str = "same", workers: int = 1,
-              threads: int = 0, ray_address: str | None = None, max_clip_gb: float = 0.0,
+              threads: int | str | None = 0, ray_address: str | None = None, max_clip_gb: float = 0.0,
               overwrite: bool = False, allow_truncated: bool = False,
               log: Callable[[str], None] | None = None, clip_progress: bool = False
               ) -> BatchResult:
@@ -667,8 +657,7 @@ def run_batch(inputs: Iterable[str], out_dir: str | os.PathLike, config: Pipelin
     if ray_address is not None and workers != 1:
         raise DeflickerInputError("--workers is for this machine; with --ray the cluster's CPUs "
                                   "decide how many clips run at once (see --threads).")
-    if threads < 0:
-        raise DeflickerInputError(f"--threads must be 0 (automatic) or more, got {threads}.")
+    threads = parse_thread_count(threads, "--threads")
     if max_clip_gb < 0:
         raise DeflickerInputError(f"--max-clip-gb must be 0 (automatic) or more, got "
                                   f"{max_clip_gb}.")
@@ -687,7 +676,8 @@ def run_batch(inputs: Iterable[str], out_dir: str | os.PathLike, config: Pipelin
     load_stage_networks(config)  # a missing weights file fails here, before any clip
     ray = connect_ray(ray_address) if ray_address is not None else None
     out = prepare_out_dir(Path(out_dir))
-    threads = threads or (1 if ray is not None else default_threads(workers))
+    threads = threads or (1 if ray is not None else default_threads(
+        workers, warn=lambda message: log(f"warning: {message}")))
     if max_clip_gb:
         max_clip_bytes = int(max_clip_gb * GIB)
     else:  # local: what is free now, shared by the workers; Ray: each node judges its own

@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-import time
 from dataclasses import replace
 
 from .atlas import PRESETS, AtlasConfig
@@ -29,33 +28,11 @@ from .pipeline import (
     run_pipeline,
 )
 from .preflight import check_deflicker_job, check_range
+from .progress import TerminalProgress
 from .shots import ShotConfig
-
-
-class TerminalProgress:
-    """One self-updating line on stderr: percentage, elapsed time and an ETA."""
-
-    def __init__(self, label: str, enabled: bool = True):
-        self.label, self.enabled = label, enabled
-        self.start = time.perf_counter()
-        self._last = -1.0
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self._last < 0.2 and done < total:
-            return
-        self._last = now
-        frac = done / total if total else 1.0
-        elapsed = now - self.start
-        eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
-        bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}%  "
-                         f"{elapsed:6.1f}s elapsed, ~{eta:5.1f}s left")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+from .threads import ENV_VAR as THREADS_ENV_VAR
+from .threads import MONITOR as LOAD_MONITOR
+from .threads import choose_threads, parse_thread_count, set_threads
 
 
 def _read_input(path, args: argparse.Namespace, label: str = "INPUT"):
@@ -125,6 +102,7 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     from .video_io import probe_clip
 
     config = pipeline_config_from_args(args, float(probe_clip(args.input).fps))
+    parse_thread_count(args.threads, "--threads")  # a bad count fails before the work
     job = check_deflicker_job(
         args.input, config, args.output, args.save_atlas_frames, args.save_texture,
         save_confidence=args.save_confidence,
@@ -141,9 +119,14 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     clip = _read_input(args.input, args)
     t, h, w, _ = clip.frames.shape
     print(f"read {args.input}: {t} frames, {w}x{h}, {float(clip.fps):.3f} fps", file=sys.stderr)
-    masks = make_masks(clip.frames)
+    # Chosen after decoding: the load is measured over the decoding, with no extra wait.
+    threads = choose_threads(args.threads, warn=_warn)
+    if not args.quiet:
+        print(threads.describe(), file=sys.stderr)
+    with threads.applied():
+        masks = make_masks(clip.frames)
     progress = TerminalProgress("deflicker", enabled=not args.quiet)
-    result = run_pipeline(clip.frames, config, progress, masks=masks)
+    result = run_pipeline(clip.frames, config, progress, masks=masks, threads=threads)
     outputs: OutputTransaction = args.outputs
     outputs.write(targets["OUTPUT"], result.frames, clip.fps)
     if args.save_atlas_frames:
@@ -166,6 +149,25 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                "seconds": result.seconds_per_stage}
     print(json.dumps(summary))
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _use_threads(args: argparse.Namespace) -> None:
+    """The pack's thread count for a command that runs in this process from start to end."""
+    set_threads(choose_threads(args.threads, warn=_warn).count)
+
+
+def add_threads_option(parser: argparse.ArgumentParser, per_worker: bool = False) -> None:
+    """--threads: the one thread option of every command (see threads.py)."""
+    what = ("torch/OpenCV threads per worker; auto (default) = the CPUs not busy with other "
+            "work, divided by --workers (1 per Ray task)" if per_worker else
+            "torch/OpenCV threads; auto (default) = the CPUs not busy with other work")
+    parser.add_argument("--threads", default=None, metavar="N",
+                        help=f"{what}; 0 = auto; also set by the {THREADS_ENV_VAR} environment "
+                             "variable")
 
 
 def _foreground_masks(args: argparse.Namespace):
@@ -201,6 +203,7 @@ def _foreground_masks(args: argparse.Namespace):
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from .metrics import compute_warp_reference, flicker_index, psnr, warping_error
 
+    _use_threads(args)
     clip = _read_input(args.input, args).frames
     report = {"frames": int(clip.shape[0]), "flicker_index": flicker_index(clip)}
     ref_clip = _read_input(args.reference, args, "--reference").frames if args.reference else None
@@ -229,6 +232,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     targets = plan_outputs({"OUTPUT": (args.output, frames), "--plot": (args.plot, 1)},
                            {"BEFORE": args.before, "AFTER": args.after}, overwrite=args.overwrite)
     probe_clip(args.after)
+    _use_threads(args)
     before, after = _read_input(args.before, args, "BEFORE"), _read_input(args.after, args, "AFTER")
     report = measure(after.frames, before.frames, flow_from="compare_to")
     sheet = compare_frames(before.frames, after.frames, layout=args.layout)
@@ -253,6 +257,7 @@ def _cmd_flicker(args: argparse.Namespace) -> int:
     check_range("--strength", args.strength, 0.0, 10.0)
     targets = plan_outputs({"OUTPUT": (args.output, probe_clip(args.input).frames)},
                            {"INPUT": args.input}, overwrite=args.overwrite)
+    _use_threads(args)
     clip = _read_input(args.input, args)
     flickered = add_synthetic_flicker(clip.frames, window=args.window, seed=args.seed,
                                       gain_sigma=args.strength * 0.15,
@@ -332,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("input", help="input video file or folder of frames")
     d.add_argument("output", help="output video file (by extension) or folder for PNG frames")
     add_pipeline_options(d)
+    add_threads_option(d)
     d.add_argument("--masks", default=None,
                    help="foreground masks (video or folder of images, white = object): "
                         "fit a two-layer atlas (foreground + background)")
@@ -378,9 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=int, default=1,
                    help="clips processed at once on this machine, one process each "
                         "(default %(default)s)")
-    b.add_argument("--threads", type=int, default=0,
-                   help="torch threads per worker; 0 = the cores divided by --workers "
-                        "(1 per Ray task)")
+    add_threads_option(b, per_worker=True)
     b.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the clips as Ray tasks on an existing cluster: its head's "
                         "host:port or 'auto' (needs the [ray] extra; paths must be reachable "
@@ -400,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--flow-from", default=None,
                    help="clip of the same shape whose motion defines the warping error (e.g. the "
                         "input of a deflicker run, to compare input and output on equal terms)")
+    add_threads_option(m)
     add_safety_options(m, writes=False)
     m.set_defaults(func=_cmd_metrics)
 
@@ -414,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default="side_by_side")
     c.add_argument("--plot", default=None,
                    help="also write the per-frame metrics plot as an image (e.g. plot.png)")
+    add_threads_option(c)
     add_safety_options(c)
     c.set_defaults(func=_cmd_compare)
 
@@ -424,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--window", type=int, default=1, help="frames sharing one flicker pattern")
     f.add_argument("--strength", type=float, default=1.0, help="scales every flicker component")
     f.add_argument("--seed", type=int, default=0)
+    add_threads_option(f)
     add_safety_options(f)
     f.set_defaults(func=_cmd_flicker)
     return parser
@@ -435,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         # From here Ctrl-C is a KeyboardInterrupt again (during start-up, the package's own
         # handler exits 130 at once: see deflicker_impl/__init__.py).
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    LOAD_MONITOR.sample()  # starts the window over which other work's load is measured
     outputs = OutputTransaction()
     try:
         args = build_parser().parse_args(argv)

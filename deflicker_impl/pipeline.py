@@ -27,6 +27,8 @@ from .neural_filter import FilterConfig, apply_neural_filter
 from .preflight import check_pipeline_config, load_stage_networks
 from .progress import ProgressFn, StageProgress
 from .shots import ShotConfig
+from .threads import ThreadChoice, as_choice
+from .timing import phase
 
 STAGES = ("atlas", "filter", "refine")
 DEFAULT_STOP_AFTER = "refine"  # the last stage run unless told: the whole pipeline
@@ -87,11 +89,21 @@ class PipelineResult:
 
 def run_pipeline(
     frames: torch.Tensor, config: PipelineConfig | None = None, on_progress: ProgressFn | None = None,
-    masks: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None, threads: ThreadChoice | int | str | None = None,
 ) -> PipelineResult:
     """Deflicker a clip [T,H,W,C] in 0..1; the output has exactly the input's frame count and size.
 
-    `masks` (foreground, [T,H,W] or one [H,W]) make the atlas two-layer (see `fit_atlas`)."""
+    `masks` (foreground, [T,H,W] or one [H,W]) make the atlas two-layer (see `fit_atlas`).
+    `threads`: a count, or None for the pack's choice (DEFLICKER_THREADS, else the CPUs not
+    busy with other work, re-measured between stages; see threads.py); the caller's torch and
+    OpenCV thread counts are restored afterwards."""
+    with as_choice(threads).applied() as choice:
+        return _run_stages(frames, config, on_progress, masks, choice)
+
+
+def _run_stages(frames: torch.Tensor, config: PipelineConfig | None,
+                on_progress: ProgressFn | None, masks: torch.Tensor | None,
+                threads: ThreadChoice) -> PipelineResult:
     cfg = config or PipelineConfig()
     if cfg.stop_after not in STAGES:
         raise DeflickerInputError(
@@ -110,34 +122,42 @@ def run_pipeline(
             "in_place needs a float32 RGB clip [T,H,W,3] in 0..1 on the CPU (it is overwritten "
             "with the output); convert it first or leave in_place off.")
     stages = STAGES[: STAGES.index(cfg.stop_after) + 1]
-    load_stage_networks(cfg)  # a missing/damaged weights file fails before the fit
+    with phase("weights"):
+        load_stage_networks(cfg)  # a missing/damaged weights file fails before the fit
     # Rough relative costs on a CPU, so the bar moves evenly.
     progress = StageProgress({"atlas": 3.0, "render": 0.5, "filter": 1.5, "refine": 0.5}, on_progress)
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
 
     t0, c0 = time.perf_counter(), time.process_time()
-    atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"), masks=masks)
+    with phase("atlas fit"):
+        atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"), masks=masks)
     dtype = torch.float32 if stages == ("atlas",) else INTERMEDIATE_DTYPES[cfg.intermediate_dtype]
-    atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
-                                       on_progress=progress.stage("render"), dtype=dtype)
+    with phase("render"):
+        atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
+                                           on_progress=progress.stage("render"), dtype=dtype)
     confidence = None
     if ("filter" in stages and cfg.filter.faithful) or cfg.confidence:
-        confidence = atlas_confidence(frames, atlas_frames, cfg.filter.confidence)
+        with phase("confidence"):
+            confidence = atlas_confidence(frames, atlas_frames, cfg.filter.confidence)
     seconds["atlas"], cpu["atlas"] = time.perf_counter() - t0, time.process_time() - c0
     output = atlas_frames
 
     if "filter" in stages:
+        threads.redecide()  # another process may have started or stopped during the fit
         t0, c0 = time.perf_counter(), time.process_time()
-        output = apply_neural_filter(frames, atlas_frames, cfg.filter, progress.stage("filter"),
-                                     shot_starts=atlas.shot_starts,
-                                     out=frames if cfg.in_place else None,
-                                     confidence=confidence)
+        with phase("filter"):
+            output = apply_neural_filter(frames, atlas_frames, cfg.filter,
+                                         progress.stage("filter"), shot_starts=atlas.shot_starts,
+                                         out=frames if cfg.in_place else None,
+                                         confidence=confidence)
         seconds["filter"], cpu["filter"] = time.perf_counter() - t0, time.process_time() - c0
     if "refine" in stages:
+        threads.redecide()
         t0, c0 = time.perf_counter(), time.process_time()
-        output = apply_local_refine(output, cfg.refine, progress.stage("refine"),
-                                    shot_starts=atlas.shot_starts, out=output)
+        with phase("refine"):
+            output = apply_local_refine(output, cfg.refine, progress.stage("refine"),
+                                        shot_starts=atlas.shot_starts, out=output)
         seconds["refine"], cpu["refine"] = time.perf_counter() - t0, time.process_time() - c0
     if on_progress is not None:
         on_progress(1000, 1000)

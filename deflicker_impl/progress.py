@@ -2,12 +2,16 @@
 
 Every long function in the library takes `on_progress(done, total)`; it may raise (ComfyUI's
 interrupt, the CLI's Ctrl-C) to cancel. `StageProgress` maps each stage's own counts onto one
-overall 0..1000 scale, so a single progress bar covers the whole pipeline.
+overall 0..1000 scale, so a single progress bar covers the whole pipeline. `TerminalProgress`
+is the one progress display of the command line (CLI and batch).
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable
+from typing import TextIO
 
 ProgressFn = Callable[[int, int], None]
 SCALE = 1000
@@ -34,3 +38,57 @@ class StageProgress:
                 self._on_progress(min(SCALE, round(frac * SCALE)), SCALE)
 
         return report
+
+
+LOG_INTERVAL = 5.0  # seconds between lines when the stream is a log, not a terminal
+TERMINAL_INTERVAL = 0.2  # seconds between redraws of the bar on a terminal
+BAR_WIDTH = 30
+
+
+class TerminalProgress:
+    """The progress of the CLI and the batch on stderr (an `on_progress`).
+
+    On a terminal: one bar that updates in place (percentage, elapsed time, ETA). Elsewhere
+    (a log file, CI, a pipe): a plain line at most every LOG_INTERVAL seconds, so that the log
+    reads as lines rather than one ever-growing line of carriage returns. Both end with one
+    final line at 100%."""
+
+    def __init__(self, label: str, enabled: bool = True, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.label, self.enabled = label, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.interactive = _is_terminal(self.stream)
+        self.interval = TERMINAL_INTERVAL if self.interactive else LOG_INTERVAL
+        self._clock = clock
+        self.start = clock()
+        self._last: float | None = None
+        self._finished = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or self._finished:
+            return
+        now = self._clock()
+        final = done >= total
+        if not final and self._last is not None and now - self._last < self.interval:
+            return
+        self._last = now
+        self._finished = final
+        frac = min(1.0, done / total) if total else 1.0
+        elapsed = now - self.start
+        eta = elapsed * (1 - frac) / frac if frac > 0 else 0.0
+        times = (f"{elapsed:6.1f}s elapsed" if final else
+                 f"{elapsed:6.1f}s elapsed, ~{eta:5.1f}s left")
+        if self.interactive:
+            bar = "#" * int(frac * BAR_WIDTH)
+            self.stream.write(f"\r{self.label} [{bar:<{BAR_WIDTH}}] {frac * 100:5.1f}%  {times}"
+                              f"{'   ' if final else ''}" + ("\n" if final else ""))
+        else:
+            self.stream.write(f"{self.label} {frac * 100:5.1f}%  {times.strip()}\n")
+        self.stream.flush()
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False

@@ -6,6 +6,7 @@ from ..deflicker_impl.atlas import PRESETS, AtlasConfig, fit_clip_atlas, render_
 from ..deflicker_impl.atlas.confidence import atlas_confidence, confidence_heatmap
 from ..deflicker_impl.device import resolve_device
 from ..deflicker_impl.shots import ShotConfig
+from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import CATEGORY, compute_device, finish, progress_callback
 
 _DEFAULTS = AtlasConfig()
@@ -98,6 +99,7 @@ class FitNeuralAtlas:
             },
         }
 
+    @with_pack_threads  # the pack's thread count; the host's is restored after
     def fit(self, images, preset, iterations, atlas_resolution, fit_resolution, seed,
             scene_cuts=_SHOTS.scene_cuts, cut_sensitivity=_SHOTS.cut_sensitivity,
             max_segment_frames=_SHOTS.max_segment_frames, masks=None):

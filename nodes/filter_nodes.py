@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from ..deflicker_impl.atlas.confidence import confidence_from_mask
 from ..deflicker_impl.neural_filter import DEFAULT_WEIGHTS_NAME, FilterConfig, apply_neural_filter
+from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import (
     CATEGORY,
     compute_device,
@@ -64,6 +65,7 @@ class NeuralFilter:
             },
         }
 
+    @with_pack_threads  # the pack's thread count; the host's is restored after
     def filter(self, images, atlas_frames, weights, atlas=None, strength=1.0, faithful=False,
                flicker_window=10, confidence=None):
         base = FilterConfig()

@@ -6,6 +6,7 @@ from ..deflicker_impl.atlas.confidence import describe_confidence
 from ..deflicker_impl.compare import LAYOUTS, compare_frames
 from ..deflicker_impl.plots import metrics_plot
 from ..deflicker_impl.report import FLOW_SOURCES, measure
+from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import CATEGORY, finish, preview_images, progress_callback
 
 
@@ -63,6 +64,7 @@ class DeflickerMetrics:
             },
         }
 
+    @with_pack_threads  # the pack's thread count; the host's is restored after
     def measure(self, images, flow_from, measure_long_side, compare_to=None, confidence=None):
         report = measure(images, compare_to, flow_from=flow_from, long_side=measure_long_side,
                          on_progress=progress_callback())
@@ -117,6 +119,7 @@ class DeflickerCompare:
             },
         }
 
+    @with_pack_threads  # the pack's thread count; the host's is restored after
     def compare(self, before, after, layout, split, labels):
         out = finish(compare_frames(before, after, layout=layout, split=split, labels=labels))
         middle = out[len(out) // 2: len(out) // 2 + 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..deflicker_impl.local_refine import DEFAULT_WEIGHTS_NAME, RefineConfig, apply_local_refine
+from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import (
     CATEGORY,
     compute_device,
@@ -52,6 +53,7 @@ class LocalFlickerRefine:
             },
         }
 
+    @with_pack_threads  # the pack's thread count; the host's is restored after
     def refine(self, images, weights, atlas=None, strength=1.0, flicker_window=0):
         config = RefineConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
                               device=compute_device(), strength=strength,

@@ -15,6 +15,7 @@ from ..deflicker_impl.sam import (
     parse_box,
     parse_points,
 )
+from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import (
     CATEGORY,
     compute_device,
@@ -111,6 +112,7 @@ class DeflickerSAMVideoMask:
             },
         }
 
+    @with_pack_threads  # the pack's thread count; the host's is restored after
     def segment(self, sam, images, frame_index, positive_points, negative_points, box):
         masks = masks_from_prompts(
             sam, images, frame_index, parse_points(positive_points, "positive_points"),

@@ -5,6 +5,7 @@ ComfyUI is imported only when a test asks for `comfy` or `comfy_server`, never a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,11 @@ import pytest
 import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# One thread for the pack in every test (run_pipeline, the nodes and the CLI subprocesses apply
+# the pack's thread choice, see deflicker_impl/threads.py): CI and dev machines are shared, and
+# suites must not depend on the load. Tests of the choice itself clear it.
+os.environ.setdefault("DEFLICKER_THREADS", "1")
 
 
 class _ProjectRootIsNotATestPackage:

@@ -297,6 +297,25 @@ def test_local_refine_keeps_count_and_exact_size(comfy):
     assert saved.shape == (5, 17, 23, 3)
 
 
+def test_a_node_leaves_the_hosts_thread_count_as_it_was(comfy):
+    """The pack's nodes run with the pack's thread choice (DEFLICKER_THREADS=1 in the tests)
+    and give ComfyUI back its own count, which its samplers use."""
+    import torch
+
+    p = PromptBuilder()
+    images = p.add("DeflickerTestImages", kind="good", frames=4, width=23, height=17)
+    metrics = p.add("DeflickerMetrics", images=p.out(images), flow_from="images",
+                    measure_long_side=0)
+    p.add("PreviewImage", images=p.out(metrics, 5))  # its plot
+    host = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        comfy.run(p.build())
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(host)
+
+
 def test_local_refine_names_a_damaged_weights_file(comfy):
     require_node(comfy, "LocalFlickerRefine")
     models = comfy.base / "models" / "deflicker"

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from ..clip import prepare_clip
 from ..errors import DeflickerInputError
 from ..shots import ShotConfig, detect_scene_cuts, shot_ranges
+from ..timing import phase
 from .config import AtlasConfig
 from .fit import fit_atlas
 from .masks import prepare_masks
@@ -156,7 +157,8 @@ def fit_clip_atlas(
                 f"Masks (two layers) need the 'fast' preset; the {config.preset!r} preset fits "
                 "one layer. Disconnect the mask or choose preset 'fast'.")
         masks = prepare_masks(masks, num, (h, w))  # one [T,H,W] batch, sliced per segment
-    starts = detect_scene_cuts(frames, shots.cut_sensitivity) if shots.scene_cuts else [0]
+    with phase("scene cuts"):
+        starts = detect_scene_cuts(frames, shots.cut_sensitivity) if shots.scene_cuts else [0]
     t_cuts = time.perf_counter() - t0
     layout = [seg for a, b in shot_ranges(starts, num)
               for seg in segment_layout(a, b, shots.max_segment_frames, shots.segment_overlap)]
@@ -172,10 +174,11 @@ def fit_clip_atlas(
                           masks=None if masks is None else masks[a:b])
         segments.append(AtlasSegment(a, b, atlas))
         done += b - a
-    brightness = frame_brightness(frames)
-    for seg in segments:
-        seg.trend = _trend_factor(seg, brightness[seg.start:seg.stop])
-    _match_overlap_colours(segments)
+    with phase("segment colours"):
+        brightness = frame_brightness(frames)
+        for seg in segments:
+            seg.trend = _trend_factor(seg, brightness[seg.start:seg.stop])
+        _match_overlap_colours(segments)
     stats = {
         "shot_starts": starts, "segments": [(s.start, s.stop) for s in segments],
         "seconds_cut_detection": t_cuts, "seconds_total": time.perf_counter() - t0,

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
+from ..timing import phase
 from .config import AtlasConfig
 from .coords import frame_coordinates
 from .optim import Adam
@@ -149,17 +150,19 @@ def fit_texture_atlas(
         if on_progress is not None:
             on_progress(min(done, total_steps), total_steps)
 
-    small = F.interpolate(to_nchw(frames), size=(h, w), mode="area") if (h, w) != (full_h, full_w) \
-        else to_nchw(frames).clone()
-    small_hwc = to_nhwc(small)
+    with phase("downscale"):
+        small = F.interpolate(to_nchw(frames), size=(h, w), mode="area") \
+            if (h, w) != (full_h, full_w) else to_nchw(frames).clone()
+        small_hwc = to_nhwc(small)
 
     flows, masks = [], []
-    for t in range(num - 1):
-        fl, m = flow_with_occlusion(small_hwc[t], small_hwc[t + 1], "medium", normalise=True)
-        flows.append(fl)
-        masks.append(m)
-        if t % 8 == 0:
-            tick(0)
+    with phase("flow"):
+        for t in range(num - 1):
+            fl, m = flow_with_occlusion(small_hwc[t], small_hwc[t + 1], "medium", normalise=True)
+            flows.append(fl)
+            masks.append(m)
+            if t % 8 == 0:
+                tick(0)
     t_flow = time.perf_counter() - t0
 
     long_side = max(h, w)
@@ -167,7 +170,8 @@ def fit_texture_atlas(
     grid_hw = (max(2, round(cells * h / long_side) + 1), max(2, round(cells * w / long_side) + 1))
     mapping = DeformationMapping(num, grid_hw, (h, w))
     if num > 1:
-        mapping.set_similarities(*_similarity_chain(flows, masks, h, w, config.seed))
+        with phase("similarity chain"):
+            mapping.set_similarities(*_similarity_chain(flows, masks, h, w, config.seed))
     bounds = _atlas_bounds(mapping, h, w)
     texels_per_unit = long_side / 2.0  # one texel per fit pixel
     tex_shape = texel_grid_size(bounds, texels_per_unit)
@@ -176,7 +180,7 @@ def fit_texture_atlas(
 
     # Initial texture: average of the frames through the initial mapping.
     init_tex = AtlasTexture(torch.zeros(1, 3, *tex_shape), bounds)
-    with torch.no_grad():
+    with torch.no_grad(), phase("initial texture"):
         acc, wt = splat_to_texture(mapping(all_frames, q.expand(num, -1, -1, -1)), small,
                                    init_tex, tex_shape)
     mean_colour = small.mean(dim=(0, 2, 3))
@@ -206,30 +210,31 @@ def fit_texture_atlas(
     per_frame = h * w if config.pixels_per_frame <= 0 else min(h * w, config.pixels_per_frame)
     losses = {}
     stall = LossStall(config.stall_tolerance, config.min_iterations)
-    for it in range(iterations):
-        # A fresh random pixel subset each step (shared by all frames): the stochastic estimate
-        # costs a fraction of the full image and converges to the same fit.
-        pix = torch.randperm(h * w, generator=gen)[:per_frame].to(device)
-        optim.zero_grad()
-        a = mapping(frames_idx, q_flat[pix].expand(num, -1, -1))  # [T,P,2]
-        recon = texture(a.unsqueeze(1))  # [T,3,1,P]
-        colour = _charbonnier(recon[:, :, 0] - targets.take(pix)).mean()
-        loss = colour
-        flow_term = torch.zeros(())
-        if num > 1:
-            a_next = mapping(src_idx + 1, successors.take(pix))
-            d = (a[:-1] - a_next) * pix_scale
-            flow_term = (_charbonnier(d, 0.05).sum(-1) * flow_masks.take(pix)).mean()
-            loss = loss + config.flow_weight * flow_term
-        smooth = mapping.smoothness() * pix_scale**2
-        loss = loss + config.smooth_weight * 1e-3 * smooth
-        loss.backward()
-        optim.step()
-        if it % 5 == 4 or it == iterations - 1:
-            tick(5 if it % 5 == 4 else (it % 5) + 1)
-        if stall.update(loss):
-            tick(iterations - 1 - it)  # the steps not needed
-            break
+    with phase("optimisation"):
+        for it in range(iterations):
+            # A fresh random pixel subset each step (shared by all frames): the stochastic estimate
+            # costs a fraction of the full image and converges to the same fit.
+            pix = torch.randperm(h * w, generator=gen)[:per_frame].to(device)
+            optim.zero_grad()
+            a = mapping(frames_idx, q_flat[pix].expand(num, -1, -1))  # [T,P,2]
+            recon = texture(a.unsqueeze(1))  # [T,3,1,P]
+            colour = _charbonnier(recon[:, :, 0] - targets.take(pix)).mean()
+            loss = colour
+            flow_term = torch.zeros(())
+            if num > 1:
+                a_next = mapping(src_idx + 1, successors.take(pix))
+                d = (a[:-1] - a_next) * pix_scale
+                flow_term = (_charbonnier(d, 0.05).sum(-1) * flow_masks.take(pix)).mean()
+                loss = loss + config.flow_weight * flow_term
+            smooth = mapping.smoothness() * pix_scale**2
+            loss = loss + config.smooth_weight * 1e-3 * smooth
+            loss.backward()
+            optim.step()
+            if it % 5 == 4 or it == iterations - 1:
+                tick(5 if it % 5 == 4 else (it % 5) + 1)
+            if stall.update(loss):
+                tick(iterations - 1 - it)  # the steps not needed
+                break
     steps = it + 1 if iterations else 0
     losses = {"colour": float(colour.detach()), "flow": float(flow_term.detach()),
               "smooth": float(smooth.detach())} if iterations else {}
@@ -288,20 +293,22 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
             yield item
 
     acc = wt = None
-    for idx, a, img in chunks():
-        acc, wt = splat_to_texture(a, img, hi, shape, acc, wt)
-        tick(len(idx))
-    prior_w = 0.05
-    tex = (acc + prior_w * prior.reshape(3, -1)) / (wt + prior_w)
-    hi.texture.data = tex.reshape(1, 3, *shape)
+    with phase("texture splat"):
+        for idx, a, img in chunks():
+            acc, wt = splat_to_texture(a, img, hi, shape, acc, wt)
+            tick(len(idx))
+        prior_w = 0.05
+        tex = (acc + prior_w * prior.reshape(3, -1)) / (wt + prior_w)
+        hi.texture.data = tex.reshape(1, 3, *shape)
     # Back-projection: the splat average is the texture blurred by splat+sample; adding back the
     # splatted residual converges toward the least-squares texture (sharper, same colours).
-    for _ in range(config.backprojection_steps):
-        acc = None
-        for idx, a, img in chunks():
-            acc, _ = splat_to_texture(a, img - hi(a), hi, shape, acc, torch.zeros_like(wt))
-            tick(len(idx))
-        hi.texture.data = (hi.texture.reshape(3, -1) + acc / (wt + prior_w)).reshape(1, 3, *shape)
+    with phase("back-projection"):
+        for _ in range(config.backprojection_steps):
+            acc = None
+            for idx, a, img in chunks():
+                acc, _ = splat_to_texture(a, img - hi(a), hi, shape, acc, torch.zeros_like(wt))
+                tick(len(idx))
+            hi.texture.data = (hi.texture.reshape(3, -1) + acc / (wt + prior_w)).reshape(1, 3, *shape)
     hi.texture.data.clamp_(0, 1)
     return hi
 

@@ -34,6 +34,7 @@ from ..errors import DeflickerInputError
 from ..filter_net import FilterNetConfig, NeuralFilterNet, count_parameters
 from ..metrics import psnr
 from ..neural_filter import WEIGHTS_KIND
+from ..threads import choose_threads, set_threads
 from ..weights import save_weights
 from .image_bank import ImageBank, read_cache_sources
 from .run_folder import (
@@ -93,8 +94,7 @@ class ValidationSet:
 
 def train_filter(opts: FilterTrainOptions) -> dict:
     """Run (or continue) a training; returns the final summary (also the last log line)."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    set_threads(choose_threads(opts.threads).count)  # None: the pack's choice (threads.py)
     device = resolve_device(opts.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convs
@@ -300,7 +300,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-grad", type=float, default=d.clip_grad)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch/OpenCV threads (default: DEFLICKER_THREADS, else the CPUs not "
+                        "busy with other work)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--val-samples", type=int, default=d.val_samples)

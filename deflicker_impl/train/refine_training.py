@@ -55,6 +55,7 @@ from ..filter_net import count_parameters
 from ..flow import warp_with_flow
 from ..local_refine import WEIGHTS_KIND
 from ..refine_net import OUTPUT_MODES, LocalRefineNet, RefineNetConfig
+from ..threads import choose_threads, set_threads
 from ..weights import load_weights, save_weights
 from .run_folder import (
     LOG,
@@ -378,8 +379,7 @@ def evaluate(net: LocalRefineNet, val: list[tuple], device: torch.device) -> dic
 
 def train_refine(opts: RefineTrainOptions) -> dict:
     """Run (or continue) a training; returns the final summary (also the last log line)."""
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
+    set_threads(choose_threads(opts.threads).count)  # None: the pack's choice (threads.py)
     device = resolve_device(opts.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -525,7 +525,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--motion", default=d.motion, choices=("flow", "none"),
                    help="align the previous frames and the state with optical flow")
     p.add_argument("--device", default=d.device)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch/OpenCV threads (default: DEFLICKER_THREADS, else the CPUs not "
+                        "busy with other work)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
     p.add_argument("--session-steps", type=int, default=None, metavar="N",
                    help="stop after N steps of this session (continue later with --resume)")
