@@ -278,8 +278,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="atlas preset: 'fast' (default, our explicit-texture atlas) or "
                              "'paper' (the public MLP configuration; very slow on a CPU)")
     parser.add_argument("--iterations", type=int, default=0,
-                        help="atlas optimisation steps; 0 = the preset's default (fast 300, "
-                             "paper 10001)")
+                        help="atlas optimisation steps; 0 = the preset's default (fast: until "
+                             "the fit converges, at most 300; paper 10001)")
     parser.add_argument("--fit-long-side", type=int, default=AtlasConfig.fit_long_side,
                         help="long side in pixels at which the fast atlas is fitted "
                              "(default %(default)s)")

@@ -52,8 +52,9 @@ class FitNeuralAtlas:
                 }),
                 "iterations": ("INT", {
                     "default": 0, "min": 0, "max": 100000, "step": 10,
-                    "tooltip": "Optimisation steps; 0 uses the preset's default (fast 300, "
-                               "paper 10001). Fewer is faster but leaves more flicker.",
+                    "tooltip": "Optimisation steps; 0 uses the preset's default (fast: until "
+                               "the fit converges, at most 300; paper 10001). A count runs "
+                               "exactly that many. Fewer is faster but leaves more flicker.",
                 }),
                 "atlas_resolution": ("INT", {
                     "default": _DEFAULTS.atlas_resolution, "min": 64, "max": 8192, "step": 64,

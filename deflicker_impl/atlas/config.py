@@ -18,11 +18,13 @@ class AtlasConfig:
     """
 
     preset: str = "fast"
-    iterations: int = 0  # 0: the preset's default (fast: 300, paper: 10001)
-    # fast preset: stop before `iterations` once the loss stalls (relative decrease per 25 steps
-    # below this; 0 = always run all of them), but never before `min_iterations`.
-    stall_tolerance: float = 0.0
-    min_iterations: int = 100
+    # 0: the preset's default. fast: until the loss stalls (see below), at most 300 steps;
+    # paper: 10001. A count > 0 runs exactly that many steps.
+    iterations: int = 0
+    # fast preset, iterations 0: stop once the loss of 25 steps falls less than this fraction
+    # below the 25 before (0: run all 300), but never before `min_iterations`.
+    stall_tolerance: float = 0.002
+    min_iterations: int = 150
     seed: int = 0
     device: str = "auto"
     # Long side of the clip while fitting; the render is always at the input's own size.
@@ -33,7 +35,7 @@ class AtlasConfig:
     grid_cells: int = 6  # deformation grid cells along the frame's long side
     flow_weight: float = 0.02  # flow-consistency term (per squared fit pixel): removes drift
     smooth_weight: float = 0.5  # keeps the deformation grid smooth
-    pixels_per_frame: int = 2048  # random pixels per frame and step (0: all)
+    pixels_per_frame: int = 1024  # random pixels per frame and step (0: all)
     texture_lr: float = 0.03
     mapping_lr: float = 2e-3
     backprojection_steps: int = 3  # sharpening of the full-resolution texture after the fit
@@ -42,14 +44,20 @@ class AtlasConfig:
     mask_weight_floor: float = 0.1  # ... decaying to this fraction of it ...
     mask_decay: float = 0.2  # ... with this time constant (fraction of the iterations)
     alpha_lr: float = 0.05  # alpha's logit image in the foreground atlas
+    layered_pixels_per_frame: int = 2048  # random pixels per frame and step (0: all)
     # paper preset -----------------------------------------------------------------------------
     paper_samples: int = 10000  # random pixels per iteration
     paper_lr: float = 1e-4
 
     def resolved_iterations(self) -> int:
+        """The most steps the fit runs."""
         if self.iterations > 0:
             return int(self.iterations)
         return 300 if self.preset == "fast" else 10001
+
+    def resolved_stall_tolerance(self) -> float:
+        """Early stop only when the count is the preset's (0), so a given count is exact."""
+        return self.stall_tolerance if self.iterations <= 0 else 0.0
 
     def with_overrides(self, **kwargs) -> AtlasConfig:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})

@@ -209,7 +209,7 @@ def fit_texture_atlas(
     gen = torch.Generator().manual_seed(config.seed)
     per_frame = h * w if config.pixels_per_frame <= 0 else min(h * w, config.pixels_per_frame)
     losses = {}
-    stall = LossStall(config.stall_tolerance, config.min_iterations)
+    stall = LossStall(config.resolved_stall_tolerance(), config.min_iterations)
     with phase("optimisation"):
         for it in range(iterations):
             # A fresh random pixel subset each step (shared by all frames): the stochastic estimate

@@ -222,7 +222,8 @@ def fit_layered_atlas(
         flow_masks = PixelTable(torch.stack(occ).to(device).reshape(num - 1, -1))
         src_idx = torch.arange(num - 1, device=device)
     gen = torch.Generator().manual_seed(config.seed)
-    per_frame = h * w if config.pixels_per_frame <= 0 else min(h * w, config.pixels_per_frame)
+    per_frame = h * w if config.layered_pixels_per_frame <= 0 \
+        else min(h * w, config.layered_pixels_per_frame)
     t_loop = time.perf_counter()
     for it in range(iterations):
         pix = torch.randperm(h * w, generator=gen)[:per_frame].to(device)
