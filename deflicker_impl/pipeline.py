@@ -51,6 +51,9 @@ class PipelineConfig:
     # Measure the atlas confidence (PipelineResult.confidence) even when the filter does not
     # use it (faithful colour always does), e.g. to save it.
     confidence: bool = False
+    # Atlas frames rendered at a time (0: about 4 megapixels); the stream renders on the same
+    # grid, and a smaller chunk lets it hold fewer frames.
+    render_chunk: int = 0
 
 
     @classmethod
@@ -119,7 +122,8 @@ def run_pipeline(
     t0, c0 = time.perf_counter(), time.process_time()
     atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"), masks=masks)
     dtype = torch.float32 if stages == ("atlas",) else INTERMEDIATE_DTYPES[cfg.intermediate_dtype]
-    atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
+    atlas_frames = render_atlas_frames(atlas, cfg.render_chunk,
+                                       device=resolve_device(cfg.atlas.device),
                                        on_progress=progress.stage("render"), dtype=dtype)
     confidence = None
     if ("filter" in stages and cfg.filter.faithful) or cfg.confidence:
