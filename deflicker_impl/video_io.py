@@ -129,7 +129,7 @@ def frame_tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array.astype(np.float32)).div_(65535.0)
     if array.dtype == np.float32:
         return torch.from_numpy(array.copy())
-    return torch.from_numpy(array).float().div_(255.0)
+    return torch.from_numpy(array if array.flags.writeable else array.copy()).float().div_(255.0)
 
 
 def _check_frame_size(array: np.ndarray, first_shape: tuple, source: Path) -> None:

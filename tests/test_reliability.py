@@ -382,8 +382,13 @@ def test_a_run_too_large_for_the_memory_is_refused_before_decoding(truncated_mkv
     res = run_cli("deflicker", str(truncated_mkv), str(tmp_path / "o.mp4"), "--quiet",
                   "--memory-limit", "0.5")
     assert res.returncode == 2
-    assert "48 frames of 48x32 need about 1.5 GB" in res.stderr
+    # The run streams: its memory is that of one segment (here the whole 48 frames).
+    assert "one segment of 48 frames of 48x32 needs about 1.5 GB" in res.stderr
     assert "0.5 GB are --memory-limit 0.5 GB" in res.stderr and "declares" not in res.stderr
+    assert "Even the shortest segments would not fit" in res.stderr
+    res = run_cli("deflicker", str(truncated_mkv), str(tmp_path / "o.mp4"), "--quiet",
+                  "--memory-limit", "0.5", "--faithful")  # not streamed: the whole clip
+    assert res.returncode == 2 and "48 frames of 48x32 need about 1.5 GB" in res.stderr
 
 
 def test_memory_estimate_from_the_header_of_a_long_1080p_clip():

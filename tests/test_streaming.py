@@ -112,13 +112,15 @@ def test_frames_held_do_not_grow_with_the_clip_length():
         result = stream_pipeline(TensorFrames(clip), config, lambda frames: None)
         assert result.shot_starts == [0]
         peaks.append(result.peak_frames_held)
-    assert peaks[0] == peaks[1]  # three times the frames, the same buffers
+    # The bound: a segment plus a render chunk and a filter chunk of input frames, and a few
+    # frames in each later buffer; the clip's length does not enter.
     bound = stream_frames_held(config, (24, 32), max_segment=12)
     assert bound == {"input": 12 + 4 + 5, "atlas": 4 + 5, "filtered": 5 + 4 + 1,
                      "refined": 2 + 2}
-    for buffer, held in peaks[1].items():
-        assert held <= bound[buffer], buffer
-    assert peaks[1]["input"] <= 21  # of 120 frames
+    for peak in peaks:  # 40 frames, and three times as many
+        for buffer, held in peak.items():
+            assert held <= bound[buffer], (buffer, peak)
+    assert peaks[1]["input"] <= 21 and sum(peaks[1].values()) <= 40  # of 120 frames
 
 
 def test_what_cannot_stream_is_named():
@@ -144,9 +146,10 @@ def test_stream_memory_estimate_and_refusal_of_a_segment_that_cannot_fit():
         check_stream_memory(info, config, "INPUT", "long.mp4", limit_gb=3)
     message = str(caught.value)
     assert "one segment of 150 frames of 1920x1080 needs about" in message
-    assert "--max-segment-frames" in message and "3 GB are --memory-limit 3 GB" in message
+    assert "--max-segment-frames" in message and "3.0 GB are --memory-limit 3 GB" in message
     # The suggested segment length fits the limit.
-    suggested = int(message.split("--max-segment-frames ")[1].split()[0].rstrip(","))
+    suggested = int(message.split("--max-segment-frames to ")[1].split()[0])
+    assert suggested == 42
     small = replace(config, shots=replace(config.shots, max_segment_frames=suggested))
     assert estimate_stream_peak_bytes(info, small) <= 3 * GIB
     assert check_stream_memory(info, config, "INPUT", "long.mp4", limit_gb=0) == need
@@ -207,17 +210,3 @@ def test_ctrl_c_in_mid_stream_leaves_no_output(tmp_path):
     assert err.decode().strip().splitlines()[-1] == (
         "interrupted: no output was written (existing files are unchanged)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
-
-
-def test_a_segment_too_large_is_refused_before_decoding(tmp_path):
-    # A header that declares 48 frames of 48x32 and data that stop after a few: decoding
-    # would fail, so the refusal proves the check ran first.
-    whole = write_clip(tmp_path / "whole.mkv", panning_clip(48, 32, 48, detail=4), 24)
-    cut = tmp_path / "cut.mkv"
-    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 4 // 10])
-    res = run_cli("deflicker", str(cut), str(tmp_path / "o.mp4"), "--quiet",
-                  "--memory-limit", "0.5")
-    assert res.returncode == 2
-    assert "one segment of 48 frames of 48x32 needs about 1.5 GB" in res.stderr
-    assert "0.5 GB are --memory-limit 0.5 GB" in res.stderr and "declares" not in res.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "whole.mkv"]
