@@ -130,7 +130,8 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     # The whole pipeline streams (the same output, bit for bit, in the memory of one
     # segment) unless it needs the whole clip at once: see streaming.streaming_unsupported.
     uses_masks = bool(args.masks or args.sam_checkpoint)
-    streaming = streaming_unsupported(config, masks=True if uses_masks else None) is None
+    not_streamed_because = streaming_unsupported(config, masks=True if uses_masks else None)
+    streaming = not_streamed_because is None
     job = check_deflicker_job(
         args.input, config, args.output, args.save_atlas_frames, args.save_texture,
         save_confidence=args.save_confidence,
@@ -138,7 +139,8 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                       "--filter-weights": args.filter_weights,
                       "--refine-weights": args.refine_weights},
         must_exist=("--masks", "--sam-checkpoint"), overwrite=args.overwrite,
-        memory_limit_gb=args.memory_limit, streaming=streaming)
+        memory_limit_gb=args.memory_limit, streaming=streaming,
+        not_streamed_because=not_streamed_because)
     targets = job.targets
     if streaming:
         return _deflicker_streamed(args, config, targets)

@@ -286,6 +286,7 @@ def check_deflicker_job(
     measure_input: bool = False,
     save_confidence: str | os.PathLike | None = None,
     streaming: bool = False,
+    not_streamed_because: str | None = None,
 ) -> DeflickerJob:
     """Everything a deflicker run can be refused for, checked before decoding: options and
     devices, the input's header, every output (kind, writability, collisions with each other
@@ -294,7 +295,9 @@ def check_deflicker_job(
     the weights of every stage that will run (loaded into the cache the run then uses).
     The batch calls it per clip with its own `memory_option` (--max-clip-gb), `measure_input`
     (it decodes the input again for its report). `streaming`: the run streams
-    (streaming.stream_pipeline), so its memory is that of its longest segment."""
+    (streaming.stream_pipeline), so its memory is that of its longest segment;
+    `not_streamed_because` (streaming.streaming_unsupported) is told when a whole-clip run
+    does not fit."""
     from .output_safety import plan_outputs
     from .video_io import probe_clip
 
@@ -314,8 +317,15 @@ def check_deflicker_job(
         need = check_stream_memory(info, config, "INPUT", input_path, memory_limit_gb,
                                    limit_option=memory_option)
     else:
-        need = check_memory(info, "INPUT", input_path, config.intermediate_dtype,
-                            config.stop_after, memory_limit_gb, limit_option=memory_option,
-                            measure_input=measure_input)
+        try:
+            need = check_memory(info, "INPUT", input_path, config.intermediate_dtype,
+                                config.stop_after, memory_limit_gb, limit_option=memory_option,
+                                measure_input=measure_input)
+        except DeflickerInputError as exc:
+            if not_streamed_because is None:
+                raise
+            raise DeflickerInputError(
+                f"{exc} This run holds the whole clip because it uses {not_streamed_because}; "
+                "without that it would stream, in the memory of one segment.") from None
     load_stage_networks(config)
     return DeflickerJob(info, targets, need)

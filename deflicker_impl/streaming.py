@@ -97,33 +97,44 @@ class ClipAnalysis:
 
 def analyse_clip(source: Iterable[torch.Tensor], shots: ShotConfig) -> ClipAnalysis:
     """First pass over a clip given frame by frame ([H,W,3] float32 0..1): its scene cuts (the
-    decision of shots.detect_scene_cuts, on the same frame differences) and brightness.
-    Holds a block of PAIRS_PER_BLOCK + 1 thumbnails, and a few numbers per frame."""
+    decision of shots.detect_scene_cuts, on the same frame differences, compared in the same
+    blocks of PAIRS_PER_BLOCK pairs) and brightness.
+
+    Memory: one block of thumbnails, and per frame three numbers kept as Python values, not
+    as tensors: millions of tiny tensors kept between the frames' large temporaries fragment
+    the C heap (measured: 0.7 MB of lost memory per frame of 512x288)."""
     t0 = time.perf_counter()
-    maps: list[torch.Tensor] = []  # the structure maps not yet compared with their successor
-    differences, flat, brightness = [], [], []
-    num, frame_hw = 0, None
+    block = None  # the structure maps of frames [first, first + filled)
+    filled = 0
+    differences: list[float] = []
+    flat: list[bool] = []
+    brightness: list[float] = []
+    frame_hw = None
     for frame in source:
         if frame_hw is None:
             frame_hw = tuple(frame.shape[:2])
-        brightness.append(frame_brightness(frame[None]))
+        brightness.append(float(frame_brightness(frame[None])[0]))
         if shots.scene_cuts:
             m, rms = structure_maps(frame[None])
-            maps.append(m)
-            flat.append(rms)
-            if len(maps) == PAIRS_PER_BLOCK + 1:  # pairs [num-32, num) are complete
-                differences.append(differences_from_maps(torch.cat(maps), rms)[0])
-                maps = maps[-1:]
-        num += 1
+            if block is None:
+                block = torch.empty(PAIRS_PER_BLOCK + 1, m.shape[1])
+            block[filled] = m[0]
+            filled += 1
+            flat.append(bool(rms[0] < FLAT))
+            if filled == PAIRS_PER_BLOCK + 1:  # its 32 pairs are complete
+                differences += differences_from_maps(block, rms)[0].tolist()
+                block[0] = block[-1]
+                filled = 1
+    num = len(brightness)
     if num == 0:
         raise DeflickerInputError("The clip has no frames.")
     starts = [0]
     if shots.scene_cuts and num >= 2:
-        if len(maps) > 1:
-            differences.append(differences_from_maps(torch.cat(maps), flat[-1])[0])
-        starts = cuts_from_differences(torch.cat(differences), torch.cat(flat) < FLAT,
-                                       shots.cut_sensitivity)
-    return ClipAnalysis(num, frame_hw, starts, torch.cat(brightness),
+        if filled > 1:
+            differences += differences_from_maps(block[:filled], rms)[0].tolist()
+        starts = cuts_from_differences(torch.tensor(differences, dtype=torch.float32),
+                                       torch.tensor(flat), shots.cut_sensitivity)
+    return ClipAnalysis(num, frame_hw, starts, torch.tensor(brightness, dtype=torch.float32),
                         time.perf_counter() - t0)
 
 

@@ -389,6 +389,7 @@ def test_a_run_too_large_for_the_memory_is_refused_before_decoding(truncated_mkv
     res = run_cli("deflicker", str(truncated_mkv), str(tmp_path / "o.mp4"), "--quiet",
                   "--memory-limit", "0.5", "--faithful")  # not streamed: the whole clip
     assert res.returncode == 2 and "48 frames of 48x32 need about 1.5 GB" in res.stderr
+    assert "holds the whole clip because it uses faithful colour" in res.stderr
 
 
 def test_memory_estimate_from_the_header_of_a_long_1080p_clip():
