@@ -90,6 +90,14 @@ def test_strength_and_window_options_stream_identically_too():
     assert torch.equal(streamed(clip, config)[0], whole.frames)
 
 
+@pytest.mark.parametrize("frames", [1, 2, 3])
+def test_clips_of_one_to_three_frames_stream_identically(frames):
+    # Below three frames the global colour pass is off, below two the refinement's bound.
+    clip = global_gain_flicker(panning_clip(frames, 16, 24, detail=4), 0.3)
+    config = small_config()
+    assert torch.equal(streamed(clip, config)[0], run_pipeline(clip.clone(), config).frames)
+
+
 def test_the_first_pass_finds_the_whole_clip_cuts_on_a_clip_of_many_cuts():
     # Shots of 5..12 frames: cut decisions near the ends of the 32-pair blocks the stream
     # compares at a time.
