@@ -142,11 +142,11 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
         memory_limit_gb=args.memory_limit, streaming=streaming,
         not_streamed_because=not_streamed_because)
     targets = job.targets
-    if streaming:
-        return _deflicker_streamed(args, config, targets)
     if args.sam_checkpoint:
         check_range("--sam-frame", args.sam_frame, 0, job.info.frames - 1, " (a frame of INPUT)")
-    make_masks = _foreground_masks(args)
+    make_masks = _foreground_masks(args)  # also refuses SAM prompts without a checkpoint
+    if streaming:
+        return _deflicker_streamed(args, config, targets)
 
     clip = _read_input(args.input, args)
     t, h, w, _ = clip.frames.shape
@@ -189,7 +189,7 @@ def _deflicker_streamed(args: argparse.Namespace, config: PipelineConfig, target
         print(f"warning: INPUT {args.input} is truncated: read {t} of the "
               f"{source.declared_frames} frames it declares (--allow-truncated)", file=sys.stderr)
     segment = longest_segment(replace(probe_clip(args.input), frames=t), config)
-    held = stream_frames_held(config, (h, w), segment)
+    held = stream_frames_held(config, (h, w), segment, t)
     print(f"read {args.input}: {t} frames, {w}x{h}, {float(source.fps):.3f} fps; streaming: at "
           f"most {held['input']} input frames in memory at once (segments of up to {segment})",
           file=sys.stderr)

@@ -209,11 +209,11 @@ def estimate_stream_peak_bytes(info: ClipInfo, config: PipelineConfig,
     hw = (info.height, info.width)
     frame = info.height * info.width * 3 * 4
     segment = longest_segment(info, config) if max_segment is None else max_segment
-    held = stream_frames_held(config, hw, segment)
+    held = stream_frames_held(config, hw, segment, info.frames)
     atlas = 1.0 if config.stop_after == "atlas" \
         else ATLAS_FRAME_FACTOR.get(config.intermediate_dtype, 1.0)
-    transient = 2 * (config.render_chunk or render_chunk_frames(hw)) \
-        + 4 * filter_chunk_frames(config.filter, hw)
+    transient = 2 * min(config.render_chunk or render_chunk_frames(hw), info.frames) \
+        + 4 * min(filter_chunk_frames(config.filter, hw), info.frames)
     frames = held["input"] + atlas * held["atlas"] + held["filtered"] + held["refined"] \
         + transient
     return int(frames * frame) + WORKING_BYTES

@@ -153,17 +153,19 @@ def streaming_unsupported(config: PipelineConfig, masks: object = None) -> str |
 
 
 def stream_frames_held(config: PipelineConfig, frame_hw: tuple[int, int],
-                       max_segment: int) -> dict[str, int]:
+                       max_segment: int, num_frames: int | None = None) -> dict[str, int]:
     """The most frames each buffer of `stream_pipeline` holds at once (full size), for a
-    longest segment of `max_segment` frames: the input window (float32), the rendered atlas
-    frames waiting for the filter (intermediate dtype), the filtered frames waiting for the
-    global colour pass and the refined frames waiting for their bound (float32)."""
+    longest segment of `max_segment` frames (of a clip of `num_frames`, when known): the input
+    window (float32), the rendered atlas frames waiting for the filter (intermediate dtype),
+    the filtered frames waiting for the global colour pass and the refined frames waiting for
+    their bound (float32)."""
     render = config.render_chunk or render_chunk_frames(frame_hw)
     chunk = filter_chunk_frames(config.filter, frame_hw)
-    return {"input": max_segment + render + chunk,
+    held = {"input": max_segment + render + chunk,
             "atlas": render + chunk,
             "filtered": chunk + config.filter.global_window // 2 + 1,
             "refined": config.refine.global_window // 2 + 2}
+    return {name: min(n, num_frames) if num_frames else n for name, n in held.items()}
 
 
 @dataclass
@@ -378,7 +380,7 @@ class _Stream:
                     means, reference, window))
                 if active else None)
         max_segment = max(b - a for a, b in self.layout)
-        held = stream_frames_held(cfg, hw, max_segment)
+        held = stream_frames_held(cfg, hw, max_segment, t)
         self.window_capacity = held["input"]
         fit_frames = sum(b - a for a, b in self.layout)
         self.work_total = 3 * fit_frames + 2 * t
