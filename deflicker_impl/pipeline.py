@@ -7,7 +7,9 @@ shots into overlapping segments, see atlas/clip_atlas.py); every stage restarts 
 Memory (long or high-resolution clips): besides the input, the pipeline holds the atlas frames
 in `intermediate_dtype` (uint8 by default: a quarter of a float copy) and one float32 output
 that the filter writes and the refinement overwrites in place, so its peak is about 2.25x the
-input's float32 size plus the networks' working memory.
+input's float32 size plus the networks' working memory. `streaming.stream_pipeline` runs the
+same stages on a clip decoded frame by frame, in the memory of one segment, with the same output
+bit for bit (the CLI uses it).
 """
 
 from __future__ import annotations
