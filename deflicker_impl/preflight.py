@@ -40,6 +40,10 @@ GIB = 1 << 30
 # Measured: a full CLI run on 96 frames of 640x360 peaked at 1.60 GiB RSS, 1.23 GiB of it
 # besides 1.5x the clip's float32 size; larger frames need somewhat more.
 WORKING_BYTES = 3 * GIB // 2
+# Full-size float32 frames' worth of memory the refinement's and the filter's networks use
+# beyond WORKING_BYTES on large frames (features at full resolution, the flow): a streamed
+# 1080p run peaked at 5.77 GiB, 0.3 GiB above the estimate without them.
+REFINE_WORKING_FRAMES = 20
 # Bytes per float32 byte of the whole clip held during a CLI run (see estimate_peak_bytes).
 ATLAS_FRAME_FACTOR = {"uint8": 0.25, "float16": 0.5, "float32": 1.0}
 
@@ -199,9 +203,9 @@ def estimate_stream_peak_bytes(info: ClipInfo, config: PipelineConfig,
     """Peak memory of a streamed CLI run (streaming.stream_pipeline) on a clip of `info`'s
     frame size: set by the longest segment (`max_segment`, default: --max-segment-frames or the
     clip when shorter), not by the clip's length. The buffers of streaming.stream_frames_held
-    at full size (float32; the atlas frames in the intermediate dtype), the render's and the
-    filter's temporaries (two float copies of a render chunk, four of a filter chunk), plus
-    WORKING_BYTES."""
+    at full size (float32; the atlas frames in the intermediate dtype), the render's, the
+    filter's and the refinement's temporaries (two float copies of a render chunk, eight of a
+    filter chunk, REFINE_WORKING_FRAMES), plus WORKING_BYTES."""
     from .atlas.neural_atlas import render_chunk_frames
     from .neural_filter import filter_chunk_frames
     from .streaming import stream_frames_held
@@ -213,7 +217,7 @@ def estimate_stream_peak_bytes(info: ClipInfo, config: PipelineConfig,
     atlas = 1.0 if config.stop_after == "atlas" \
         else ATLAS_FRAME_FACTOR.get(config.intermediate_dtype, 1.0)
     transient = 2 * min(config.render_chunk or render_chunk_frames(hw), info.frames) \
-        + 4 * min(filter_chunk_frames(config.filter, hw), info.frames)
+        + 8 * min(filter_chunk_frames(config.filter, hw), info.frames) + REFINE_WORKING_FRAMES
     frames = held["input"] + atlas * held["atlas"] + held["filtered"] + held["refined"] \
         + transient
     return int(frames * frame) + WORKING_BYTES

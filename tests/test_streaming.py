@@ -149,17 +149,18 @@ def test_stream_memory_estimate_and_refusal_of_a_segment_that_cannot_fit():
     assert held["input"] == 150 + 2 + 1
     # The clip's length does not enter: 100,000 frames need what 1000 need.
     assert need == estimate_stream_peak_bytes(replace(info, frames=1000), config)
-    assert 4 * GIB < need < 7 * GIB and need > 153 * frame
+    # Measured: 5.77 GiB (bench/stream_memory.py, 600 frames of 1080p, a first segment).
+    assert 5.8 * GIB < need < 7 * GIB and need > 153 * frame
     with pytest.raises(DeflickerInputError) as caught:
-        check_stream_memory(info, config, "INPUT", "long.mp4", limit_gb=3)
+        check_stream_memory(info, config, "INPUT", "long.mp4", limit_gb=4)
     message = str(caught.value)
     assert "one segment of 150 frames of 1920x1080 needs about" in message
-    assert "--max-segment-frames" in message and "3.0 GB are --memory-limit 3 GB" in message
+    assert "--max-segment-frames" in message and "4.0 GB are --memory-limit 4 GB" in message
     # The suggested segment length fits the limit.
     suggested = int(message.split("--max-segment-frames to ")[1].split()[0])
-    assert suggested == 42
+    assert suggested == 62
     small = replace(config, shots=replace(config.shots, max_segment_frames=suggested))
-    assert estimate_stream_peak_bytes(info, small) <= 3 * GIB
+    assert estimate_stream_peak_bytes(info, small) <= 4 * GIB
     assert check_stream_memory(info, config, "INPUT", "long.mp4", limit_gb=0) == need
 
 
