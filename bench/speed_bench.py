@@ -98,11 +98,16 @@ def busy_core():
         spinner.wait()
 
 
-def run_cli(root: Path, source: Path, target: Path, extra: list[str]) -> float:
-    """Wall seconds of one `deflicker` run of the tree at `root`."""
+def run_cli(root: Path, source: Path, target: Path, extra: list[str],
+            threads: int | None = None) -> float:
+    """Wall seconds of one `deflicker` run of the tree at `root`. `threads`: a fixed count for
+    every version (torch's OMP_NUM_THREADS, which releases without a choice of their own follow);
+    None: each version chooses, as for a user."""
     env = dict(os.environ, PYTHONPATH=str(root))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "DEFLICKER_THREADS"):
-        env.pop(var, None)  # each version chooses its own threads, as for a user
+        env.pop(var, None)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), DEFLICKER_THREADS=str(threads))
     cmd = [sys.executable, "-m", "deflicker_impl", "deflicker", str(source), str(target),
            "--quiet", *extra]
     t0 = time.perf_counter()
@@ -114,7 +119,7 @@ def run_cli(root: Path, source: Path, target: Path, extra: list[str]) -> float:
 
 
 def measure(versions: dict[str, Path], inputs: list[dict], work: Path, busy: bool, log,
-            extra: list[str]) -> list[dict]:
+            extra: list[str], threads: int | None = None) -> list[dict]:
     rows = []
     for n, inp in enumerate(inputs, 1):
         source = work / f"in_{inp['set']}_{inp['clip']}_{inp['label']}".replace("=", "")
@@ -128,9 +133,9 @@ def measure(versions: dict[str, Path], inputs: list[dict], work: Path, busy: boo
             load = os.getloadavg()[0]
             if busy:
                 with busy_core():
-                    seconds = run_cli(root, source, target, extra)
+                    seconds = run_cli(root, source, target, extra, threads)
             else:
-                seconds = run_cli(root, source, target, extra)
+                seconds = run_cli(root, source, target, extra, threads)
             out = read_clip(target).frames
             t = out.shape[0]
             row = {"set": inp["set"], "clip": inp["clip"], "label": inp["label"],
@@ -176,7 +181,8 @@ def summarize(rows: list[dict]) -> dict:
 def markdown(result: dict) -> str:
     lines = [f"# Speed benchmark ({result['date']})", "", f"Command: `{result['command']}`", "",
              (f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; "
-              f"previous release `{result['previous']}`."), "",
+              f"previous release `{result['previous']}`; threads: "
+              f"{result['threads'] or 'each version its own choice'}."), "",
              ("| set / version / load | inputs | s/frame (CLI, start included) | synthetic PSNR "
               "| E_warp ratio | clean PSNR mean (worst) |"), "|---|---|---|---|---|---|"]
     fmt = (lambda v, d: "n/a" if v is None else f"{v:.{d}f}")
@@ -201,6 +207,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="inputs measured again beside one busy core (0: none)")
     p.add_argument("--lengths", default="32,96,300",
                    help="frame counts of the linearity part ('' to skip)")
+    p.add_argument("--threads", type=int,
+                   help="a fixed thread count for both versions (default: each chooses)")
     p.add_argument("--quick", action="store_true", help="one clip, 12 frames, 128 px")
     p.add_argument("--out", default="bench/results")
     p.add_argument("--name", default="speed")
@@ -230,9 +238,9 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="speed_bench_") as tmp:
         work = Path(tmp)
         versions = {"previous": checkout(args.previous, work / "previous"), "current": ROOT}
-        rows = measure(versions, inputs, work, False, log, [])
+        rows = measure(versions, inputs, work, False, log, [], args.threads)
         if args.busy:
-            rows += measure(versions, inputs[:args.busy], work, True, log, [])
+            rows += measure(versions, inputs[:args.busy], work, True, log, [], args.threads)
         length_rows = []
         if lengths:
             base = load_clip(CLEAN_CLIPS["bigbuckbunny"], 48, 320) if not args.quick else clean
@@ -240,13 +248,14 @@ def main(argv=None) -> dict:
                 clip = add_synthetic_flicker(loop_clip(base, n), window=3, seed=n)
                 source = work / f"len_{n}"
                 write_clip(source, clip)
-                seconds = run_cli(ROOT, source, work / f"len_out_{n}", [])
+                seconds = run_cli(ROOT, source, work / f"len_out_{n}", [], args.threads)
                 length_rows.append({"frames": n, "seconds": seconds,
                                     "seconds_per_frame": seconds / n})
                 log(f"length {n}: {seconds / n:.3f} s/frame")
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "command": shlex.join([sys.executable, "-m", "bench.speed_bench", *(argv or sys.argv[1:])]),
-              "machine": machine, "previous": args.previous, "rows": rows,
+              "machine": machine, "previous": args.previous, "threads": args.threads,
+              "rows": rows,
               "summary": summarize(rows), "lengths": length_rows, "target_spf": TARGET_SPF}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

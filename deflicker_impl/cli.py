@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -30,6 +31,7 @@ from .pipeline import (
 from .preflight import check_deflicker_job, check_range
 from .progress import TerminalProgress
 from .shots import ShotConfig
+from .streaming import analyse_clip, stream_frames_held, stream_pipeline, streaming_unsupported
 from .threads import ENV_VAR as THREADS_ENV_VAR
 from .threads import MONITOR as LOAD_MONITOR
 from .threads import choose_threads, parse_thread_count, set_threads
@@ -103,6 +105,11 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
 
     config = pipeline_config_from_args(args, float(probe_clip(args.input).fps))
     parse_thread_count(args.threads, "--threads")  # a bad count fails before the work
+    # The whole pipeline streams (the same output, bit for bit, in the memory of one
+    # segment) unless it needs the whole clip at once: see streaming.streaming_unsupported.
+    uses_masks = bool(args.masks or args.sam_checkpoint)
+    not_streamed_because = streaming_unsupported(config, masks=True if uses_masks else None)
+    streaming = not_streamed_because is None
     job = check_deflicker_job(
         args.input, config, args.output, args.save_atlas_frames, args.save_texture,
         save_confidence=args.save_confidence,
@@ -110,11 +117,14 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                       "--filter-weights": args.filter_weights,
                       "--refine-weights": args.refine_weights},
         must_exist=("--masks", "--sam-checkpoint"), overwrite=args.overwrite,
-        memory_limit_gb=args.memory_limit)
+        memory_limit_gb=args.memory_limit, streaming=streaming,
+        not_streamed_because=not_streamed_because)
     targets = job.targets
     if args.sam_checkpoint:
         check_range("--sam-frame", args.sam_frame, 0, job.info.frames - 1, " (a frame of INPUT)")
-    make_masks = _foreground_masks(args)
+    make_masks = _foreground_masks(args)  # also refuses SAM prompts without a checkpoint
+    if streaming:
+        return _deflicker_streamed(args, config, targets)
 
     clip = _read_input(args.input, args)
     t, h, w, _ = clip.frames.shape
@@ -132,10 +142,8 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
     if args.save_atlas_frames:
         outputs.write(targets["--save-atlas-frames"], result.atlas_frames, clip.fps)
     if args.save_texture:
-        texture = result.atlas.texture_preview()
-        if targets["--save-texture"].kind == "image":  # one image: the textures one above another
-            texture = texture.reshape(1, -1, *texture.shape[2:])
-        outputs.write(targets["--save-texture"], texture, clip.fps)
+        _write_texture(outputs, targets["--save-texture"], result.atlas.texture_preview(),
+                       clip.fps)
     if args.save_confidence:
         mask = result.confidence.mask()
         outputs.write(targets["--save-confidence"], mask[..., None].expand(-1, -1, -1, 3),
@@ -168,6 +176,57 @@ def add_threads_option(parser: argparse.ArgumentParser, per_worker: bool = False
     parser.add_argument("--threads", default=None, metavar="N",
                         help=f"{what}; 0 = auto; also set by the {THREADS_ENV_VAR} environment "
                              "variable")
+
+
+def _deflicker_streamed(args: argparse.Namespace, config: PipelineConfig, targets) -> int:
+    """`deflicker` as a stream: a first pass over INPUT for its cuts, then segment by segment
+    into the outputs' temporaries (committed together at the end, as in the whole-clip run)."""
+    from .preflight import longest_segment
+    from .video_io import FrameStream, probe_clip
+
+    source = FrameStream(args.input, allow_truncated=args.allow_truncated)
+    analysis = analyse_clip(source, config.shots)  # decodes once: truncation is found here
+    t, (h, w) = analysis.num_frames, analysis.frame_hw
+    if source.declared_frames and source.declared_frames > t:
+        print(f"warning: INPUT {args.input} is truncated: read {t} of the "
+              f"{source.declared_frames} frames it declares (--allow-truncated)", file=sys.stderr)
+    segment = longest_segment(replace(probe_clip(args.input), frames=t), config)
+    held = stream_frames_held(config, (h, w), segment, t)
+    print(f"read {args.input}: {t} frames, {w}x{h}, {float(source.fps):.3f} fps; streaming: at "
+          f"most {held['input']} input frames in memory at once (segments of up to {segment})",
+          file=sys.stderr)
+    # Chosen after the first pass: the load is measured over its decoding, with no extra wait.
+    threads = choose_threads(args.threads, warn=_warn)
+    if not args.quiet:
+        print(threads.describe(), file=sys.stderr)
+    outputs: OutputTransaction = args.outputs
+    progress = TerminalProgress("deflicker", enabled=not args.quiet)
+    with contextlib.ExitStack() as writers, threads.applied():
+        output = writers.enter_context(outputs.open(targets["OUTPUT"], source.fps, t))
+        atlas = None
+        if args.save_atlas_frames:
+            atlas = writers.enter_context(outputs.open(targets["--save-atlas-frames"],
+                                                       source.fps, t)).write
+        result = stream_pipeline(source, config, output.write, write_atlas_frames=atlas,
+                                 keep_textures=bool(args.save_texture), analysis=analysis,
+                                 on_progress=progress)
+    if args.save_texture:
+        _write_texture(outputs, targets["--save-texture"], result.textures, source.fps)
+    written = outputs.commit()
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    print(json.dumps({"output": str(written[0]), "frames": t, "width": w, "height": h,
+                      "fps": float(source.fps), "shot_starts": result.shot_starts,
+                      "segments": result.segments, "layers": result.layers,
+                      "seconds": result.seconds_per_stage, "streamed": True,
+                      "frames_held": result.peak_frames_held}))
+    return 0
+
+
+def _write_texture(outputs: OutputTransaction, target, texture, fps) -> None:
+    """--save-texture: one image per segment (a single image: one above another)."""
+    if target.kind == "image":
+        texture = texture.reshape(1, -1, *texture.shape[2:])
+    outputs.write(target, texture, fps)
 
 
 def _foreground_masks(args: argparse.Namespace):

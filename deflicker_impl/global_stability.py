@@ -44,17 +44,25 @@ def stabilise_global_colour(
     jitter: averaging across it would tint the frames next to it). Gains are computed from
     means frame by frame, so this costs two passes over the clip and no copy.
     """
-    t = frames.shape[0]
-    if window <= 1 or t < 3:
+    if window <= 1 or frames.shape[0] < 3:
         return frames
-    log_ratio = (_frame_means(atlas_frames).clamp_min(eps).log()
-                 - _frame_means(frames).clamp_min(eps).log())  # [T,3]
+    return apply_log_gains(frames, global_colour_log_gains(
+        frame_means(frames), frame_means(atlas_frames), window, eps, shot_starts, strength))
+
+
+def global_colour_log_gains(means: torch.Tensor, atlas_means: torch.Tensor, window: int = 9,
+                            eps: float = 1e-3, shot_starts: list[int] | None = None,
+                            strength: float = 1.0) -> torch.Tensor:
+    """The log gains [T,3] of `stabilise_global_colour` from the per-frame means [T,3] of the
+    frames and of the atlas frames. A frame's gain depends only on the frames of its shot
+    within window // 2 of it, so a stream may compute it on the part of a shot seen so far."""
+    log_ratio = atlas_means.clamp_min(eps).log() - means.clamp_min(eps).log()  # [T,3]
     slow = _per_shot(log_ratio, shot_starts, lambda x: temporal_moving_average(x, window),
                      min_frames=3)
-    return _apply_log_gains(frames, (log_ratio - slow) * strength)
+    return (log_ratio - slow) * strength
 
 
-def _frame_means(clip: torch.Tensor) -> torch.Tensor:
+def frame_means(clip: torch.Tensor) -> torch.Tensor:
     """Per-frame per-channel means of a clip [T,H,W,3] in 0..1 (uint8 read as 8-bit) -> [T,3]
     float64, one frame at a time (no float copy of the clip)."""
     levels = 1.0 if clip.dtype.is_floating_point else 255.0
@@ -81,16 +89,25 @@ def bound_global_change(
     neither add global jitter nor let the colour wander over a shot (its recursion carries
     colour from frame to frame, so small global errors would otherwise add up).
     """
-    t = frames.shape[0]
-    if window <= 1 or t < 2:
+    if window <= 1 or frames.shape[0] < 2:
         return frames
+    return apply_log_gains(frames, bounded_change_log_gains(
+        frame_means(frames), reference_means, window, eps, shot_starts))
+
+
+def bounded_change_log_gains(means: torch.Tensor, reference_means: torch.Tensor,
+                             window: int = 5, eps: float = 1e-3,
+                             shot_starts: list[int] | None = None) -> torch.Tensor:
+    """The log gains [T,3] of `bound_global_change` from the per-frame means [T,3] of the
+    frames and of the reference. Like `global_colour_log_gains`, a frame's gain depends only on
+    the frames of its shot within window // 2 of it."""
     log_ref = reference_means.double().clamp_min(eps).log()
-    change = _frame_means(frames).clamp_min(eps).log() - log_ref
+    change = means.clamp_min(eps).log() - log_ref
     steady = _per_shot(log_ref, shot_starts, lambda x: temporal_median(x, window))
     towards_steady = steady - log_ref
     allowed = torch.minimum(torch.maximum(change, towards_steady.clamp(max=0.0)),
                             towards_steady.clamp(min=0.0))
-    return _apply_log_gains(frames, allowed - change)
+    return allowed - change
 
 
 def temporal_median(x: torch.Tensor, window: int, edges: str = "replicate") -> torch.Tensor:
@@ -125,7 +142,7 @@ def _per_shot(x: torch.Tensor, shot_starts: list[int] | None,
     return out
 
 
-def _apply_log_gains(frames: torch.Tensor, log_gains: torch.Tensor) -> torch.Tensor:
+def apply_log_gains(frames: torch.Tensor, log_gains: torch.Tensor) -> torch.Tensor:
     """Multiply frame i of [T,H,W,3] by exp(log_gains[i]) ([T,3]) in place, clamped to 0..1."""
     gains = log_gains.exp().float()
     for i in range(frames.shape[0]):

@@ -104,55 +104,82 @@ def apply_local_refine(
     _check_clip(frames)
     if net is None:
         net = load_local_refine(cfg)
-    device = next(net.parameters()).device
     t, h, w = frames.shape[:3]
     if out is not None and (out.shape != (t, h, w, 3) or out.dtype != torch.float32):
         raise DeflickerInputError(f"out must be float32 {(t, h, w, 3)}, got {tuple(out.shape)} "
                                   f"{out.dtype}.")
     result = out if out is not None else torch.empty((t, h, w, 3), dtype=torch.float32)
+    restarts = set(shot_starts or [])
+    stepper = RefineStepper(net, cfg, (h, w))
     if cfg.strength == 0.0:  # the input unchanged, exactly
         for i in range(t):
-            result[i] = _chunk_as_batch(frames, i, i + 1, "frames", torch.device("cpu"),
-                                        torch.float32)[0].permute(1, 2, 0)
+            result[i] = stepper.step(frames, i, False, lambda: None)[0]
         return result
-    restarts = set(shot_starts or [])
-    tiles = _tiles(h, w, cfg.tile_size, cfg.tile_overlap)
-    overlap = max(0, min(cfg.tile_overlap, cfg.tile_size // 2))
-    states: dict[tuple[int, int], object] = {}
-    prev_filtered = prev_output = None
     input_means = torch.empty(t, 3, dtype=torch.float64)
     input_coarse = []
-    with torch.inference_mode():
-        for i in range(t):
-            current = _chunk_as_batch(frames, i, i + 1, "frames", device, torch.float32)
-            input_means[i] = current[0].double().mean(dim=(1, 2)).cpu()
-            if cfg.flicker_window > 0:
-                input_coarse.append(coarse_frames(current.permute(0, 2, 3, 1).cpu(), 0, 1,
-                                                  FlickerFieldConfig().fit_long_side))
-            if i in restarts:
-                states.clear()  # a new shot: start as at the first frame
-                prev_filtered = None
-            if prev_filtered is None:
-                prev_filtered = prev_output = current
-                flow = None
-            else:
-                flow = _frame_flow(net, current, prev_filtered, cfg)
-            refined = _refine_tiled(
-                net, current, prev_filtered, prev_output, flow, states, tiles, overlap,
-                lambda i=i: on_progress(i, t) if on_progress else None)
-            check_network_output(refined, net, "The local refinement")
-            if cfg.strength != 1.0:
-                refined = current + cfg.strength * (refined - current)
-            result[i] = refined[0].permute(1, 2, 0).to("cpu", torch.float32)
-            prev_filtered, prev_output = current, refined
-            if on_progress is not None:
-                on_progress(i + 1, t)
-        bound_global_change(result, input_means, cfg.global_window,
-                            shot_starts=sorted(restarts))
+    for i in range(t):
+        refined, input_means[i], coarse = stepper.step(
+            frames, i, i in restarts,
+            lambda i=i: on_progress(i, t) if on_progress else None)
+        result[i] = refined
+        if coarse is not None:
+            input_coarse.append(coarse)
+        if on_progress is not None:
+            on_progress(i + 1, t)
+    bound_global_change(result, input_means, cfg.global_window, shot_starts=sorted(restarts))
     if cfg.flicker_window > 0:
         drop_persistent_change(result, torch.cat(input_coarse), cfg.flicker_window,
                                sorted(restarts))
     return result
+
+
+class RefineStepper:
+    """The refinement of one frame after the other: the network's recurrent state, the
+    previous filtered frame and the previous output, carried from step to step (so a clip may
+    arrive frame by frame, as in a stream)."""
+
+    def __init__(self, net: LocalRefineNet, config: RefineConfig, frame_hw: tuple[int, int]):
+        self.net, self.config = net, config
+        self.device = next(net.parameters()).device
+        self.tiles = _tiles(*frame_hw, config.tile_size, config.tile_overlap)
+        self.overlap = max(0, min(config.tile_overlap, config.tile_size // 2))
+        self.states: dict[tuple[int, int], object] = {}
+        self.prev_filtered = self.prev_output = None
+
+    def step(self, clip: torch.Tensor, index: int, restart: bool,
+             on_tile: Callable[[], None]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Refine the next frame, clip[index] of [T,H,W,C] (`restart`: a new shot starts
+        here) -> (the refined
+        frame [H,W,3] float32 on the CPU, the input's per-channel means [3] float64, the input
+        at the fit size [1,3,h,w] when the config's flicker_window needs it, else None)."""
+        cfg, net = self.config, self.net
+        if cfg.strength == 0.0:  # the input unchanged, exactly (and no recurrent state)
+            current = _chunk_as_batch(clip, index, index + 1, "frames", torch.device("cpu"),
+                                      torch.float32)
+            return current[0].permute(1, 2, 0), current[0].double().mean(dim=(1, 2)), None
+        with torch.inference_mode():
+            current = _chunk_as_batch(clip, index, index + 1, "frames", self.device,
+                                      torch.float32)
+            means = current[0].double().mean(dim=(1, 2)).cpu()
+            coarse = None
+            if cfg.flicker_window > 0:
+                coarse = coarse_frames(current.permute(0, 2, 3, 1).cpu(), 0, 1,
+                                       FlickerFieldConfig().fit_long_side)
+            if restart:
+                self.states.clear()  # a new shot: start as at the first frame
+                self.prev_filtered = None
+            if self.prev_filtered is None:
+                self.prev_filtered = self.prev_output = current
+                flow = None
+            else:
+                flow = _frame_flow(net, current, self.prev_filtered, cfg)
+            refined = _refine_tiled(net, current, self.prev_filtered, self.prev_output, flow,
+                                    self.states, self.tiles, self.overlap, on_tile)
+            check_network_output(refined, net, "The local refinement")
+            if cfg.strength != 1.0:
+                refined = current + cfg.strength * (refined - current)
+            self.prev_filtered, self.prev_output = current, refined
+            return refined[0].permute(1, 2, 0).to("cpu", torch.float32), means, coarse
 
 
 def _tiles(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:

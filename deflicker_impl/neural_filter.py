@@ -113,13 +113,9 @@ def apply_neural_filter(
     _check_pair(frames, atlas_frames)
     if net is None:
         net = load_neural_filter(cfg)
-    device = next(net.parameters()).device
-    dtype = next(net.parameters()).dtype
 
     t, h, w = frames.shape[:3]
-    chunk = cfg.chunk_size or max(1, cfg.chunk_pixels // (h * w))
-    if chunk < 1:
-        raise DeflickerInputError(f"chunk_size must be at least 1, got {cfg.chunk_size}.")
+    chunk = filter_chunk_frames(cfg, (h, w))
     if out is not None and (out.shape != (t, h, w, 3) or out.dtype != torch.float32):
         raise DeflickerInputError(f"out must be float32 {(t, h, w, 3)}, got {tuple(out.shape)} "
                                   f"{out.dtype}.")
@@ -138,26 +134,14 @@ def apply_neural_filter(
         raw = torch.empty((t, h, w, 3), dtype=torch.uint8) if result is frames else result
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
-        frame = _chunk_as_batch(frames, start, stop, "frames", device, dtype)
-        atlas = _chunk_as_batch(atlas_frames, start, stop, "atlas_frames", device, dtype)
-
-        def tile_done(start=start):
-            if on_progress is not None:
-                on_progress(start, t)
-
-        with torch.inference_mode():
-            filtered = _filter_tiled(net, frame, atlas, cfg.tile_size, cfg.tile_overlap,
-                                     tile_done)
-        check_network_output(filtered, net, "The neural filter")
-        filtered = filtered.permute(0, 2, 3, 1).to("cpu", torch.float32)
+        filtered = filter_chunk(net, frames, atlas_frames, start, stop, cfg,
+                                lambda start=start: on_progress(start, t) if on_progress
+                                else None, blend=not faithful)
         if faithful:
             coarse.append(coarse_frames(filtered, 0, stop - start, cfg.flicker.fit_long_side))
             raw[start:stop] = (filtered * 255.0).round_() if raw.dtype == torch.uint8 \
                 else filtered
         else:
-            if cfg.flicker.strength != 1.0:
-                original = frame.permute(0, 2, 3, 1).to("cpu", torch.float32)
-                filtered = original + cfg.flicker.strength * (filtered - original)
             result[start:stop] = filtered
         if on_progress is not None:
             on_progress(stop, t)
@@ -179,6 +163,36 @@ def apply_neural_filter(
                                         start, stop)
         result[start:stop] = part.permute(0, 2, 3, 1)
     return result
+
+
+def filter_chunk_frames(config: FilterConfig, frame_hw: tuple[int, int]) -> int:
+    """Frames the filter runs at a time: `chunk_size`, or as many as fit `chunk_pixels`."""
+    chunk = config.chunk_size or max(1, config.chunk_pixels // (frame_hw[0] * frame_hw[1]))
+    if chunk < 1:
+        raise DeflickerInputError(f"chunk_size must be at least 1, got {config.chunk_size}.")
+    return chunk
+
+
+def filter_chunk(
+    net: NeuralFilterNet, frames: torch.Tensor, atlas_frames: torch.Tensor, start: int,
+    stop: int, config: FilterConfig, on_tile: Callable[[], None] | None = None,
+    blend: bool = True,
+) -> torch.Tensor:
+    """The net's output for frames [start, stop) of `frames` and `atlas_frames` (as
+    apply_neural_filter takes them) -> [n,H,W,3] float32 on the CPU, before the global colour
+    pass; `blend`: mixed with the frames by the flicker strength (the plain filter's output)."""
+    param = next(net.parameters())
+    frame = _chunk_as_batch(frames, start, stop, "frames", param.device, param.dtype)
+    atlas = _chunk_as_batch(atlas_frames, start, stop, "atlas_frames", param.device, param.dtype)
+    with torch.inference_mode():
+        filtered = _filter_tiled(net, frame, atlas, config.tile_size, config.tile_overlap,
+                                 on_tile or (lambda: None))
+    check_network_output(filtered, net, "The neural filter")
+    filtered = filtered.permute(0, 2, 3, 1).to("cpu", torch.float32)
+    if blend and config.flicker.strength != 1.0:
+        original = frame.permute(0, 2, 3, 1).to("cpu", torch.float32)
+        filtered = original + config.flicker.strength * (filtered - original)
+    return filtered
 
 
 def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:

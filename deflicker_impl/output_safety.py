@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Self
 
 from .errors import DeflickerInputError
-from .video_io import ANIMATED_IMAGE_SUFFIXES, FRAME_SUFFIXES, VIDEO_SUFFIXES, write_clip
+from .video_io import ANIMATED_IMAGE_SUFFIXES, FRAME_SUFFIXES, VIDEO_SUFFIXES, ClipWriter
 
 # Signals that stop a run: Ctrl-C, and SIGTERM (which the batch turns into an interruption).
 # Both are held back during a commit's renames, so none falls between them.
@@ -287,18 +287,20 @@ class OutputTransaction:
 
     def write(self, target: OutputTarget, frames, fps) -> None:
         """Write frames [T,H,W,3] for `target` into its temporary sibling (not yet in place)."""
-        path = target.path
+        with self.open(target, fps, frames.shape[0]) as writer:
+            writer.write(frames)
+
+    def open(self, target: OutputTarget, fps, num_frames: int | None = None) -> OutputWriter:
+        """A writer of `target`'s frames a few at a time (video_io.ClipWriter) into its
+        temporary sibling; close it (or leave its `with` block) before `commit()`. An error or
+        an interrupt before the commit removes what it wrote, like any other output."""
         real = target.resolved  # through a link: the link stays, what it points to is replaced
         self._make_parent(real)
         tmp = _hidden_sibling(real, "partial")
         self._pending.append((target, tmp))
         if target.kind == "folder":
-            tmp.mkdir()  # an existing folder makes write_clip write frames whatever the name
-        try:
-            write_clip(tmp, frames, fps)
-        except DeflickerInputError as exc:
-            # Name the user's path, not the hidden temporary one.
-            raise DeflickerInputError(str(exc).replace(str(tmp), str(path))) from exc
+            tmp.mkdir()  # an existing folder makes the writer write frames whatever the name
+        return OutputWriter(target.path, tmp, fps, num_frames)
 
     def commit(self) -> list[Path]:
         """Move every written output into place; returns their paths. Ctrl-C and SIGTERM are
@@ -327,6 +329,36 @@ class OutputTransaction:
             except OSError:
                 pass  # not empty any more: something else was put there; leave it
         self._created_dirs.clear()
+
+
+class OutputWriter:
+    """A ClipWriter into an output's temporary sibling whose errors name the user's path."""
+
+    def __init__(self, path: Path, tmp: Path, fps, num_frames: int | None):
+        self.path, self.tmp = path, tmp
+        self._writer = self._named(lambda: ClipWriter(tmp, fps, num_frames))
+
+    def _named(self, action):
+        try:
+            return action()
+        except DeflickerInputError as exc:
+            # Name the user's path, not the hidden temporary one.
+            raise DeflickerInputError(str(exc).replace(str(self.tmp), str(self.path))) from exc
+
+    def write(self, frames) -> None:
+        self._named(lambda: self._writer.write(frames))
+
+    def close(self) -> None:
+        self._named(self._writer.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._writer.__exit__(exc_type, exc, tb)
 
 
 def _block_stop_signals() -> set | None:

@@ -7,7 +7,9 @@ shots into overlapping segments, see atlas/clip_atlas.py); every stage restarts 
 Memory (long or high-resolution clips): besides the input, the pipeline holds the atlas frames
 in `intermediate_dtype` (uint8 by default: a quarter of a float copy) and one float32 output
 that the filter writes and the refinement overwrites in place, so its peak is about 2.25x the
-input's float32 size plus the networks' working memory.
+input's float32 size plus the networks' working memory. `streaming.stream_pipeline` runs the
+same stages on a clip decoded frame by frame, in the memory of one segment, with the same output
+bit for bit (the CLI uses it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class PipelineConfig:
     # Measure the atlas confidence (PipelineResult.confidence) even when the filter does not
     # use it (faithful colour always does), e.g. to save it.
     confidence: bool = False
+    # Atlas frames rendered at a time (0: about 4 megapixels); the stream renders on the same
+    # grid, and a smaller chunk lets it hold fewer frames.
+    render_chunk: int = 0
 
 
     @classmethod
@@ -134,7 +139,8 @@ def _run_stages(frames: torch.Tensor, config: PipelineConfig | None,
         atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"), masks=masks)
     dtype = torch.float32 if stages == ("atlas",) else INTERMEDIATE_DTYPES[cfg.intermediate_dtype]
     with phase("render"):
-        atlas_frames = render_atlas_frames(atlas, device=resolve_device(cfg.atlas.device),
+        atlas_frames = render_atlas_frames(atlas, cfg.render_chunk,
+                                           device=resolve_device(cfg.atlas.device),
                                            on_progress=progress.stage("render"), dtype=dtype)
     confidence = None
     if ("filter" in stages and cfg.filter.faithful) or cfg.confidence:

@@ -8,8 +8,10 @@ with the user's own value in the message, not after a fit of minutes. `run_pipel
 - `check_range`: one numeric option within its bounds.
 - `check_pipeline_config`: every stage's options (atlas, shots, filter, refinement) and device.
 - `load_stage_networks`: loads (and caches) the networks of the stages that will run.
-- `estimate_peak_bytes` / `available_memory_bytes` / `check_memory`: the memory a run needs,
-  from the container's frame count and frame size, against what the machine can give.
+- `estimate_peak_bytes` / `available_memory_bytes` / `check_memory`: the memory a whole-clip
+  run needs, from the container's frame count and frame size, against what the machine can
+  give; `estimate_stream_peak_bytes` / `check_stream_memory`: the same for a streamed run,
+  whose memory is that of its longest segment (with the --max-segment-frames that would fit).
 - `check_deflicker_job`: all of the above plus the output checks (output_safety.plan_outputs)
   for one deflicker run, as the CLI does it; a batch of runs calls it per run and then
   `output_safety.check_output_collisions` over all runs' outputs and inputs together.
@@ -38,6 +40,10 @@ GIB = 1 << 30
 # Measured: a full CLI run on 96 frames of 640x360 peaked at 1.60 GiB RSS, 1.23 GiB of it
 # besides 1.5x the clip's float32 size; larger frames need somewhat more.
 WORKING_BYTES = 3 * GIB // 2
+# Full-size float32 frames' worth of memory the refinement's and the filter's networks use
+# beyond WORKING_BYTES on large frames (features at full resolution, the flow): a streamed
+# 1080p run peaked at 5.77 GiB, 0.3 GiB above the estimate without them.
+REFINE_WORKING_FRAMES = 20
 # Bytes per float32 byte of the whole clip held during a CLI run (see estimate_peak_bytes).
 ATLAS_FRAME_FACTOR = {"uint8": 0.25, "float16": 0.5, "float32": 1.0}
 
@@ -174,15 +180,9 @@ def check_memory(info: ClipInfo, label: str, path: str | os.PathLike,
     available now; 0: no check), given by the option `limit_option` (named in the message).
     Returns the estimate in bytes."""
     need = estimate_peak_bytes(info, intermediate_dtype, stop_after, measure_input)
-    if limit_gb is not None:
-        check_range(limit_option, limit_gb, 0, None, " GB (0 = no check)")
-        if limit_gb == 0:
-            return need
-        budget, source = int(limit_gb * GIB), f"{limit_option} {limit_gb:g} GB"
-    else:
-        budget, source = available_memory_bytes(), "available now"
-        if budget is None:
-            return need
+    budget, source = _memory_budget(limit_gb, limit_option)
+    if budget is None:
+        return need
     if need > budget:
         raise DeflickerInputError(
             f"{label} {path}: {info.frames} frames of {info.width}x{info.height} need about "
@@ -190,6 +190,78 @@ def check_memory(info: ClipInfo, label: str, path: str | os.PathLike,
             f"GB as float32), but {budget / GIB:.1f} GB are {source}. Cut the clip into shorter "
             "parts (e.g. ffmpeg -ss START -t SECONDS), scale it down, or free memory.")
     return need
+
+
+def longest_segment(info: ClipInfo, config: PipelineConfig) -> int:
+    """The most frames one segment of the clip can have (before its cuts are known)."""
+    limit = config.shots.max_segment_frames
+    return min(info.frames, limit) if limit > 0 else info.frames
+
+
+def estimate_stream_peak_bytes(info: ClipInfo, config: PipelineConfig,
+                               max_segment: int | None = None) -> int:
+    """Peak memory of a streamed CLI run (streaming.stream_pipeline) on a clip of `info`'s
+    frame size: set by the longest segment (`max_segment`, default: --max-segment-frames or the
+    clip when shorter), not by the clip's length. The buffers of streaming.stream_frames_held
+    at full size (float32; the atlas frames in the intermediate dtype), the render's, the
+    filter's and the refinement's temporaries (two float copies of a render chunk, eight of a
+    filter chunk, REFINE_WORKING_FRAMES), plus WORKING_BYTES."""
+    from .atlas.neural_atlas import render_chunk_frames
+    from .neural_filter import filter_chunk_frames
+    from .streaming import stream_frames_held
+
+    hw = (info.height, info.width)
+    frame = info.height * info.width * 3 * 4
+    segment = longest_segment(info, config) if max_segment is None else max_segment
+    held = stream_frames_held(config, hw, segment, info.frames)
+    atlas = 1.0 if config.stop_after == "atlas" \
+        else ATLAS_FRAME_FACTOR.get(config.intermediate_dtype, 1.0)
+    transient = 2 * min(config.render_chunk or render_chunk_frames(hw), info.frames) \
+        + 8 * min(filter_chunk_frames(config.filter, hw), info.frames) + REFINE_WORKING_FRAMES
+    frames = held["input"] + atlas * held["atlas"] + held["filtered"] + held["refined"] \
+        + transient
+    return int(frames * frame) + WORKING_BYTES
+
+
+def _memory_budget(limit_gb: float | None, limit_option: str) -> tuple[int | None, str]:
+    """(bytes allowed or None: no check, where they come from in words)."""
+    if limit_gb is not None:
+        check_range(limit_option, limit_gb, 0, None, " GB (0 = no check)")
+        if limit_gb == 0:
+            return None, ""
+        return int(limit_gb * GIB), f"{limit_option} {limit_gb:g} GB"
+    return available_memory_bytes(), "available now"
+
+
+def check_stream_memory(info: ClipInfo, config: PipelineConfig, label: str,
+                        path: str | os.PathLike, limit_gb: float | None = None, *,
+                        limit_option: str = "--memory-limit") -> int:
+    """Refuse, before decoding, a streamed run whose longest segment cannot fit `limit_gb`
+    (None: the memory available now; 0: no check); the message says which
+    --max-segment-frames would fit, when one does. Returns the estimate in bytes."""
+    from .atlas.clip_atlas import segment_layout
+
+    need = estimate_stream_peak_bytes(info, config)
+    budget, source = _memory_budget(limit_gb, limit_option)
+    if budget is None or need <= budget:
+        return need
+    segment = longest_segment(info, config)
+    shortest = 2 * config.shots.segment_overlap + 2
+    fits = [n for n in range(segment - 1, shortest - 1, -1)
+            if estimate_stream_peak_bytes(info, config, max(
+                b - a for a, b in segment_layout(0, info.frames, n,
+                                                 config.shots.segment_overlap))) <= budget]
+    if fits:
+        advice = (f"Lower --max-segment-frames to {fits[0]} or less (each segment then has "
+                  f"its own atlas), scale the clip down, or free memory.")
+    else:
+        advice = ("Even the shortest segments would not fit: scale the clip down or free "
+                  "memory.")
+    raise DeflickerInputError(
+        f"{label} {path}: {info.frames} frames of {info.width}x{info.height} are processed "
+        f"segment by segment, but one segment of {segment} frames of {info.width}x"
+        f"{info.height} needs about {need / GIB:.1f} GB of memory, and {budget / GIB:.1f} GB "
+        f"are {source}. {advice}")
 
 
 @dataclass(frozen=True)
@@ -217,6 +289,8 @@ def check_deflicker_job(
     memory_option: str = "--memory-limit",
     measure_input: bool = False,
     save_confidence: str | os.PathLike | None = None,
+    streaming: bool = False,
+    not_streamed_because: str | None = None,
 ) -> DeflickerJob:
     """Everything a deflicker run can be refused for, checked before decoding: options and
     devices, the input's header, every output (kind, writability, collisions with each other
@@ -224,7 +298,10 @@ def check_deflicker_job(
     unless `overwrite`), that the `other_inputs` labelled in `must_exist` exist, the memory, and
     the weights of every stage that will run (loaded into the cache the run then uses).
     The batch calls it per clip with its own `memory_option` (--max-clip-gb), `measure_input`
-    (it decodes the input again for its report)."""
+    (it decodes the input again for its report). `streaming`: the run streams
+    (streaming.stream_pipeline), so its memory is that of its longest segment;
+    `not_streamed_because` (streaming.streaming_unsupported) is told when a whole-clip run
+    does not fit."""
     from .output_safety import plan_outputs
     from .video_io import probe_clip
 
@@ -240,7 +317,19 @@ def check_deflicker_job(
         path = inputs.get(label)
         if path is not None and str(path) != "" and not Path(path).exists():
             raise DeflickerInputError(f"{label} {path} does not exist.")
-    need = check_memory(info, "INPUT", input_path, config.intermediate_dtype, config.stop_after,
-                        memory_limit_gb, limit_option=memory_option, measure_input=measure_input)
+    if streaming:
+        need = check_stream_memory(info, config, "INPUT", input_path, memory_limit_gb,
+                                   limit_option=memory_option)
+    else:
+        try:
+            need = check_memory(info, "INPUT", input_path, config.intermediate_dtype,
+                                config.stop_after, memory_limit_gb, limit_option=memory_option,
+                                measure_input=measure_input)
+        except DeflickerInputError as exc:
+            if not_streamed_because is None:
+                raise
+            raise DeflickerInputError(
+                f"{exc} This run holds the whole clip because it uses {not_streamed_because}; "
+                "without that it would stream, in the memory of one segment.") from None
     load_stage_networks(config)
     return DeflickerJob(info, targets, need)

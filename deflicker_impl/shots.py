@@ -82,7 +82,13 @@ def frame_differences(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     The shift search lets a fast pan or a small object crossing a plain background (its edges
     move off themselves within a frame) still read as the same shot.
     """
-    maps, rms = structure_maps(frames)
+    return differences_from_maps(*structure_maps(frames))
+
+
+def differences_from_maps(maps: torch.Tensor, rms: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`frame_differences` from the clip's `structure_maps` (which may have been gathered chunk
+    by chunk while the clip streams past: they are small, [T, 3600] floats)."""
     side = THUMB - 4
     grid = maps.reshape(-1, 1, side, side)
     inner = side - 2 * SEARCH
@@ -110,13 +116,22 @@ def detect_scene_cuts(
     sensitivity 0..1 (0.5: default): higher finds subtler cuts. A cut in the first or last
     frames is found too (a one-frame shot at either end).
     """
-    t = frames.shape[0]
+    if frames.shape[0] < 2:
+        return [0]
+    starts = cuts_from_differences(*frame_differences(frames), sensitivity)
+    if on_progress is not None:
+        on_progress(1, 1)
+    return starts
+
+
+def cuts_from_differences(d: torch.Tensor, flat: torch.Tensor, sensitivity: float = 0.5
+                          ) -> list[int]:
+    """Shot start frames from `frame_differences` (d [T-1], flat [T]): the decision of
+    `detect_scene_cuts`, on its own so a streamed clip's structure maps get the same one."""
+    t = flat.shape[0]
     if t < 2:
         return [0]
     s = min(max(float(sensitivity), 0.0), 1.0)
-    d, flat = frame_differences(frames)
-    if on_progress is not None:
-        on_progress(1, 1)
     # Within a shot d stays below ~0.7 even in fast motion (bikes.mp4: median 0.06, max 0.67);
     # across a cut it is 0.8-1. A pair is a cut when it stands out from its neighbourhood's typical
     # difference (the median of the neighbours, itself left out) by `ratio` and exceeds

@@ -6,11 +6,14 @@ exactly (a Fraction such as 30000/1001) so that a written clip plays at the inpu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -119,25 +122,33 @@ def _read_image_file(path: Path) -> np.ndarray:
     return _read_high_depth(path)
 
 
+def frame_tensor(array: np.ndarray) -> torch.Tensor:
+    """One decoded frame [H,W,3] (uint8, uint16 or float32) -> float32 [H,W,3] in 0..1 (float
+    frames as they are: the clip check tells whether they lie in 0..1)."""
+    if array.dtype == np.uint16:
+        return torch.from_numpy(array.astype(np.float32)).div_(65535.0)
+    if array.dtype == np.float32:
+        return torch.from_numpy(array.copy())
+    return torch.from_numpy(array if array.flags.writeable else array.copy()).float().div_(255.0)
+
+
+def _check_frame_size(array: np.ndarray, first_shape: tuple, source: Path) -> None:
+    if array.shape != first_shape:
+        raise DeflickerInputError(
+            f"Frames in {source} have different sizes {sorted({first_shape, array.shape})}; all "
+            "frames of a clip must share one size."
+        )
+
+
 def _stack_uint8(arrays: list[np.ndarray], source: Path) -> torch.Tensor:
     if not arrays:
         raise DeflickerInputError(f"No frames could be read from {source}.")
-    shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise DeflickerInputError(
-            f"Frames in {source} have different sizes {sorted(shapes)[:3]}; all frames of a clip "
-            "must share one size."
-        )
+    for a in arrays:
+        _check_frame_size(a, arrays[0].shape, source)
     # Filled frame by frame: no stacked uint8 copy and no float temporary of the whole clip.
     out = torch.empty((len(arrays), *arrays[0].shape), dtype=torch.float32)
     for i, a in enumerate(arrays):
-        if a.dtype == np.uint16:
-            out[i] = torch.from_numpy(a.astype(np.float32)).div_(65535.0)
-        elif a.dtype == np.float32:
-            out[i] = torch.from_numpy(a)
-        else:
-            out[i] = torch.from_numpy(a if a.flags.writeable else a.copy())
-            out[i].div_(255.0)
+        out[i] = frame_tensor(a)
     if any(a.dtype == np.float32 for a in arrays):  # float files: the one clip check (range, NaN)
         from .clip import prepare_clip
 
@@ -157,28 +168,31 @@ def _folder_frames(path: Path) -> list[Path]:
     return files
 
 
-def _read_folder(path: Path, max_frames: int | None) -> Clip:
-    files = _folder_frames(path)
-    arrays = [_read_image_file(f) for f in files[:max_frames]]
-    return Clip(_stack_uint8(arrays, path), DEFAULT_FPS, len(files) if max_frames is None else None)
+def _folder_arrays(files: list[Path]) -> Iterator[np.ndarray]:
+    for f in files:
+        yield _read_image_file(f)
 
 
-def _read_animated_image(path: Path, max_frames: int | None) -> Clip:
+def _animated_arrays(path: Path, max_frames: int | None, durations: list[float]
+                     ) -> Iterator[np.ndarray]:
+    """The frames of an animated image one at a time; their durations (ms) go to `durations`."""
     from PIL import Image, ImageSequence
 
     try:
         with Image.open(path) as im:
-            arrays, durations = [], []
-            for frame in ImageSequence.Iterator(im):
-                if max_frames is not None and len(arrays) >= max_frames:
+            for count, frame in enumerate(ImageSequence.Iterator(im)):
+                if max_frames is not None and count >= max_frames:
                     break
-                arrays.append(np.asarray(frame.convert("RGB")))
+                array = np.asarray(frame.convert("RGB"))  # loads the frame, and its info
                 durations.append(frame.info.get("duration", 0) or 0)
+                yield array
     except OSError as exc:
         raise DeflickerInputError(f"Cannot read {path}: {exc}. Is the file corrupt?") from exc
+
+
+def _fps_of_durations(durations: list[float]) -> Fraction:
     mean_ms = float(np.mean(durations)) if durations else 0.0
-    fps = Fraction(1000.0 / mean_ms).limit_denominator(1001) if mean_ms > 0 else DEFAULT_FPS
-    return Clip(_stack_uint8(arrays, path), fps)
+    return Fraction(1000.0 / mean_ms).limit_denominator(1001) if mean_ms > 0 else DEFAULT_FPS
 
 
 def _declared_frames(container, stream) -> int | None:
@@ -221,44 +235,113 @@ def _open_video(path: Path):
     return container
 
 
-def _read_video_file(path: Path, max_frames: int | None, allow_truncated: bool) -> Clip:
+def _video_arrays(path: Path, max_frames: int | None, allow_truncated: bool,
+                  found: dict) -> Iterator[np.ndarray]:
+    """The frames of a video file one at a time; at the end `found` holds its "fps" and
+    "declared" frame count. A truncated or damaged file is an error when the damage is met
+    (unless `allow_truncated`: then its frames end there)."""
     import av
 
     container = _open_video(path)
-    arrays: list[np.ndarray] = []
+    decoded = 0
     try:
         with container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
+            found["fps"] = Fraction(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
             exact = bool(stream.frames and stream.frames > 0)
             declared = _declared_frames(container, stream)
             for frame in container.decode(stream):
-                if max_frames is not None and len(arrays) >= max_frames:
+                if max_frames is not None and decoded >= max_frames:
                     break
-                arrays.append(frame.to_ndarray(format="rgb24"))
+                array = frame.to_ndarray(format="rgb24")
+                decoded += 1
+                yield array
     except DeflickerInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        if not arrays:
+        if not decoded:
             raise DeflickerInputError(
                 f"Cannot decode {path}: {exc}. The file may be corrupt, truncated or not a video."
             ) from exc
         if not allow_truncated:
             raise DeflickerInputError(
-                f"Cannot decode {path} after frame {len(arrays)}: {exc}. The file is truncated "
+                f"Cannot decode {path} after frame {decoded}: {exc}. The file is truncated "
                 "or damaged; re-export or re-download it, or pass --allow-truncated to use the "
-                f"{len(arrays)} frames before the damage.") from exc
-        declared = max(declared or 0, len(arrays) + 1)  # at least one frame is missing
-    truncated = max_frames is None and _missing_is_truncation(len(arrays), declared, exact)
+                f"{decoded} frames before the damage.") from exc
+        declared = max(declared or 0, decoded + 1)  # at least one frame is missing
+    truncated = max_frames is None and _missing_is_truncation(decoded, declared, exact)
     if truncated and not allow_truncated:
         raise DeflickerInputError(
-            f"{path} declares {declared} frames but only {len(arrays)} could be decoded: "
+            f"{path} declares {declared} frames but only {decoded} could be decoded: "
             "the file is truncated or damaged. Re-export or re-download it, or pass "
-            f"--allow-truncated to use the {len(arrays)} frames that are there.")
-    if not truncated:
-        declared = len(arrays)
-    return Clip(_stack_uint8(arrays, path), Fraction(rate), declared)
+            f"--allow-truncated to use the {decoded} frames that are there.")
+    found["declared"] = declared if truncated else decoded
+
+
+class FrameStream:
+    """A clip's frames decoded one at a time: iterating yields float32 [H,W,3] frames in 0..1
+    (a video file, an animated image, a folder of frames or a single image), and iterating
+    again decodes again from the start. The same checks as `read_clip` (frame sizes, float
+    range, truncation) are made as the frames pass. After a complete iteration `num_frames`,
+    `fps` and `declared_frames` (see Clip) are known.
+
+    Memory: one decoded frame at a time (and the decoder's own buffers)."""
+
+    def __init__(self, path: str | os.PathLike, allow_truncated: bool = False,
+                 max_frames: int | None = None):
+        self.path = Path(path)
+        if max_frames is not None and max_frames < 1:
+            raise DeflickerInputError(f"max_frames must be at least 1, got {max_frames}.")
+        if not self.path.exists():
+            raise DeflickerInputError(f"Input {self.path} does not exist.")
+        self.allow_truncated, self.max_frames = allow_truncated, max_frames
+        self.num_frames: int | None = None
+        self.fps: Fraction = DEFAULT_FPS
+        self.declared_frames: int | None = None
+        self.float_frames = False  # whether any frame was a float image
+
+    def arrays(self) -> Iterator[np.ndarray]:
+        """The decoded frames as they come ([H,W,3] uint8, or uint16/float32 for 16-bit and
+        float image files), with the frame-size check; sets the counts at the end."""
+        path, max_frames = self.path, self.max_frames
+        suffix = path.suffix.lower()
+        found: dict = {}
+        durations: list[float] = []
+        if path.is_dir():
+            files = _folder_frames(path)
+            source = _folder_arrays(files[:max_frames])
+            found["declared"] = len(files) if max_frames is None else None
+        elif suffix in ANIMATED_IMAGE_SUFFIXES or (
+                suffix in FRAME_SUFFIXES and probe_clip(path).frames > 1):  # animated PNG/TIFF
+            source = _animated_arrays(path, max_frames, durations)
+        elif suffix in FRAME_SUFFIXES:
+            source = iter([_read_image_file(path)])
+            found["declared"] = 1
+        else:
+            source = _video_arrays(path, max_frames, self.allow_truncated, found)
+        count, first_shape = 0, None
+        for array in source:
+            if first_shape is None:
+                first_shape = array.shape
+            _check_frame_size(array, first_shape, path)
+            self.float_frames = self.float_frames or array.dtype == np.float32
+            count += 1
+            yield array
+        if not count:
+            raise DeflickerInputError(f"No frames could be read from {path}.")
+        self.num_frames = count
+        self.fps = found.get("fps", _fps_of_durations(durations))
+        self.declared_frames = found.get("declared")
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for array in self.arrays():
+            frame = frame_tensor(array)
+            if array.dtype == np.float32:  # float files: the one clip check (range, NaN)
+                from .clip import prepare_clip
+
+                frame = prepare_clip(frame[None], f"{self.path} (float frames)")[0]
+            yield frame
 
 
 def probe_clip(path: str | os.PathLike) -> ClipInfo:
@@ -303,23 +386,12 @@ def read_clip(path: str | os.PathLike, max_frames: int | None = None,
     that decodes to fewer frames than its container declares is an error (a truncated or
     damaged file), unless `allow_truncated`: then the frames that are there come back and
     `Clip.missing_frames` says how many are not. 16-bit and float frames are read at their
-    real range (float frames must lie in 0..1).
+    real range (float frames must lie in 0..1). `FrameStream` reads the same frames one at a
+    time.
     """
-    path = Path(path)
-    if max_frames is not None and max_frames < 1:
-        raise DeflickerInputError(f"max_frames must be at least 1, got {max_frames}.")
-    if not path.exists():
-        raise DeflickerInputError(f"Input {path} does not exist.")
-    if path.is_dir():
-        return _read_folder(path, max_frames)
-    suffix = path.suffix.lower()
-    if suffix in ANIMATED_IMAGE_SUFFIXES:
-        return _read_animated_image(path, max_frames)
-    if suffix in FRAME_SUFFIXES and probe_clip(path).frames == 1:
-        return Clip(_stack_uint8([_read_image_file(path)], path), DEFAULT_FPS, 1)
-    if suffix in FRAME_SUFFIXES:  # an animated PNG/TIFF
-        return _read_animated_image(path, max_frames)
-    return _read_video_file(path, max_frames, allow_truncated)
+    stream = FrameStream(path, allow_truncated, max_frames)
+    frames = _stack_uint8(list(stream.arrays()), stream.path)
+    return Clip(frames, stream.fps, stream.declared_frames)
 
 
 def _to_uint8(frames: torch.Tensor, chunk: int = 16) -> np.ndarray:
@@ -343,47 +415,145 @@ def _prepare_output(path: Path) -> None:
         raise DeflickerInputError(f"Output folder {parent} is not writable; choose another path.")
 
 
-def _write_folder(path: Path, frames: np.ndarray) -> None:
-    from PIL import Image
-
-    digits = max(5, len(str(len(frames))))
-    for i, frame in enumerate(frames):
-        Image.fromarray(frame).save(path / f"frame_{i:0{digits}d}.png")
-
-
-def _write_animated_image(path: Path, frames: np.ndarray, fps: Fraction) -> None:
-    from PIL import Image
-
-    images = [Image.fromarray(f) for f in frames]
-    duration = max(1, round(1000 / float(fps)))
-    extra = {"lossless": True} if path.suffix.lower() == ".webp" else {}
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0, **extra)
-
-
-def _write_video_file(path: Path, frames: np.ndarray, fps: Fraction, crf: int) -> None:
-    import av
-
-    _, h, w, _ = frames.shape
-    suffix = path.suffix.lower()
+def _video_codec(suffix: str, h: int, w: int, crf: int) -> tuple[str, str, dict]:
     if suffix == ".webm":
-        codec, pix_fmt, options = "libvpx-vp9", "yuv444p", {"crf": str(crf), "b": "0"}
-    else:
-        # 4:2:0 needs even sizes; odd frame sizes keep their exact size with 4:4:4 instead.
-        even = h % 2 == 0 and w % 2 == 0
-        codec, pix_fmt = "libx264", ("yuv420p" if even else "yuv444p")
-        options = {"crf": str(crf), "preset": "medium"}
-    try:
-        with av.open(str(path), mode="w") as container:
-            stream = container.add_stream(codec, rate=fps)
-            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-            stream.options = options
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise DeflickerInputError(f"Cannot write video {path}: {exc}.") from exc
+        return "libvpx-vp9", "yuv444p", {"crf": str(crf), "b": "0"}
+    # 4:2:0 needs even sizes; odd frame sizes keep their exact size with 4:4:4 instead.
+    even = h % 2 == 0 and w % 2 == 0
+    return "libx264", ("yuv420p" if even else "yuv444p"), {"crf": str(crf), "preset": "medium"}
+
+
+class ClipWriter:
+    """Writes a clip a few frames at a time: `write(frames)` ([n,H,W,3] float 0..1 or uint8),
+    then `close()` (or use it as a context manager; leaving by an exception closes without
+    finishing). A video file is encoded as the frames arrive, a folder gets one PNG per frame;
+    an animated or single image is saved at `close` (it keeps its 8-bit frames until then).
+    `num_frames` (the total, when known) sizes the frame files' numbering as `write_clip`
+    does. Errors are one-line DeflickerInputErrors naming `path`."""
+
+    def __init__(self, path: str | os.PathLike, fps: Fraction | float = DEFAULT_FPS,
+                 num_frames: int | None = None, crf: int = 14):
+        self.path = Path(path)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.crf, self.num_frames = crf, num_frames
+        self.as_folder = self.path.is_dir() or self.path.suffix == ""
+        self.suffix = self.path.suffix.lower()
+        if not self.as_folder and self.suffix not in (
+                ANIMATED_IMAGE_SUFFIXES + FRAME_SUFFIXES + VIDEO_SUFFIXES):
+            raise DeflickerInputError(
+                f"Unknown output type {self.suffix!r}: use .mp4, .mov, .mkv, .webm, .gif, .webp "
+                "or a folder path."
+            )
+        self.written = 0
+        self._held: list[np.ndarray] = []  # animated and single images: saved at close
+        self._container = self._stream = None
+        self._frame_shape: tuple | None = None
+        _prepare_output(self.path)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def write(self, frames: torch.Tensor) -> None:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+            raise DeflickerInputError(f"Cannot write frames of shape {tuple(frames.shape)}.")
+        if self._frame_shape is None:
+            self._frame_shape = tuple(frames.shape[1:])
+        elif tuple(frames.shape[1:]) != self._frame_shape:
+            raise DeflickerInputError(
+                f"Cannot write frames of size {tuple(frames.shape[1:])} after frames of "
+                f"{self._frame_shape} into {self.path}.")
+        data = _to_uint8(frames)
+        try:
+            if self.as_folder:
+                self._write_folder(data)
+            elif self.suffix in VIDEO_SUFFIXES:
+                self._encode(data)
+            else:
+                self._held.extend(data)
+        except PermissionError as exc:
+            raise DeflickerInputError(f"Cannot write {self.path}: {exc}.") from exc
+        self.written += len(data)
+
+    def close(self) -> None:
+        """Finish the file: flush the encoder, or save the held images."""
+        if self.written == 0:
+            raise DeflickerInputError(f"Cannot write an empty clip to {self.path}.")
+        try:
+            if self._container is not None:
+                self._flush()
+            elif self._held:
+                self._save_images()
+        except PermissionError as exc:
+            raise DeflickerInputError(f"Cannot write {self.path}: {exc}.") from exc
+
+    def _write_folder(self, data: np.ndarray) -> None:
+        from PIL import Image
+
+        digits = max(5, len(str(self.num_frames or 0)))
+        for i, frame in enumerate(data, start=self.written):
+            Image.fromarray(frame).save(self.path / f"frame_{i:0{digits}d}.png")
+
+    def _encode(self, data: np.ndarray) -> None:
+        import av
+
+        try:
+            if self._container is None:
+                _, h, w, _ = data.shape
+                codec, pix_fmt, options = _video_codec(self.suffix, h, w, self.crf)
+                self._container = av.open(str(self.path), mode="w")
+                self._stream = self._container.add_stream(codec, rate=self.fps)
+                self._stream.width, self._stream.height = w, h
+                self._stream.pix_fmt, self._stream.options = pix_fmt, options
+            for frame in data:
+                for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame,
+                                                                             format="rgb24")):
+                    self._container.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            self._abandon()
+            raise DeflickerInputError(f"Cannot write video {self.path}: {exc}.") from exc
+
+    def _flush(self) -> None:
+        import av
+
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DeflickerInputError(f"Cannot write video {self.path}: {exc}.") from exc
+        finally:
+            self._container = None
+
+    def _abandon(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):  # already failing: the first error is told
+                self._container.close()
+            self._container = None
+
+    def _save_images(self) -> None:
+        from PIL import Image
+
+        if self.suffix in (".gif", ".webp", ".apng"):
+            images = [Image.fromarray(f) for f in self._held]
+            duration = max(1, round(1000 / float(self.fps)))
+            extra = {"lossless": True} if self.suffix == ".webp" else {}
+            images[0].save(self.path, save_all=True, append_images=images[1:],
+                           duration=duration, loop=0, **extra)
+        else:
+            if len(self._held) != 1:
+                raise DeflickerInputError(
+                    f"{self.path} is a single-image file but there are {len(self._held)} "
+                    "frames: give a video file or a folder path instead."
+                )
+            Image.fromarray(self._held[0]).save(self.path)
+        self._held = []
 
 
 def write_clip(
@@ -392,36 +562,17 @@ def write_clip(
     """Write [T,H,W,3] frames to a video file, an animated gif/webp, or a folder of PNG frames.
 
     A path without a suffix (or an existing folder) is a folder of PNG frames. Returns the path.
+    `ClipWriter` writes the same a few frames at a time.
     """
-    path = Path(path)
-    fps = Fraction(fps).limit_denominator(1001)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise DeflickerInputError(f"Cannot write frames of shape {tuple(frames.shape)}.")
-    as_folder = path.is_dir() or path.suffix == ""
-    _prepare_output(path)
-    data = _to_uint8(frames)
-    suffix = path.suffix.lower()
-    try:
-        if as_folder:
-            _write_folder(path, data)
-        elif suffix in (".gif", ".webp", ".apng"):
-            _write_animated_image(path, data, fps)
-        elif suffix in FRAME_SUFFIXES:
-            if len(data) != 1:
-                raise DeflickerInputError(
-                    f"{path} is a single-image file but there are {len(data)} frames: give a "
-                    "video file or a folder path instead."
-                )
-            from PIL import Image
-
-            Image.fromarray(data[0]).save(path)
-        elif suffix in VIDEO_SUFFIXES:
-            _write_video_file(path, data, fps, crf)
-        else:
-            raise DeflickerInputError(
-                f"Unknown output type {suffix!r}: use .mp4, .mov, .mkv, .webm, .gif, .webp or a "
-                "folder path."
-            )
-    except PermissionError as exc:
-        raise DeflickerInputError(f"Cannot write {path}: {exc}.") from exc
+    path = Path(path)
+    if (not (path.is_dir() or path.suffix == "") and path.suffix.lower() in FRAME_SUFFIXES
+            and path.suffix.lower() not in ANIMATED_IMAGE_SUFFIXES and frames.shape[0] != 1):
+        raise DeflickerInputError(
+            f"{path} is a single-image file but there are {frames.shape[0]} frames: give a "
+            "video file or a folder path instead."
+        )
+    with ClipWriter(path, fps, frames.shape[0], crf) as writer:
+        writer.write(frames)
     return path

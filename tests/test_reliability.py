@@ -28,7 +28,7 @@ from deflicker_impl.filter_net import FilterNetConfig, build_neural_filter
 from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter, load_neural_filter
 from deflicker_impl.output_safety import OutputTransaction, interrupt_message, plan_outputs
 from deflicker_impl.preflight import GIB, WORKING_BYTES, check_memory, estimate_peak_bytes
-from deflicker_impl.video_io import ClipInfo, probe_clip, read_clip, write_clip
+from deflicker_impl.video_io import ClipInfo, ClipWriter, probe_clip, read_clip, write_clip
 from deflicker_impl.weights import save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,17 +142,17 @@ def test_an_interrupt_while_writing_leaves_the_previous_state_exactly(tmp_path, 
                             "--save-atlas-frames": (tmp_path / "side.mp4", 5),
                             "--save-texture": (tmp_path / "new" / "deeper" / "t.png", 1)},
                            {}, overwrite=True)
-    real_write = output_safety.write_clip
+    real_write = ClipWriter.write
 
-    def write_two_frames_then_ctrl_c(path, frames, fps):
-        real_write(path, frames[:2], fps)  # two PNGs of a folder are already on disk
+    def write_two_frames_then_ctrl_c(writer, frames):
+        real_write(writer, frames[:2])  # two PNGs of a folder are already on disk
         raise KeyboardInterrupt
 
     outputs = OutputTransaction()
     with pytest.raises(KeyboardInterrupt), outputs:
         outputs.write(targets["--save-texture"], torch.rand(1, 8, 8, 3), 24)
         outputs.write(targets["--save-atlas-frames"], torch.rand(5, 8, 8, 3), 24)
-        monkeypatch.setattr(output_safety, "write_clip", write_two_frames_then_ctrl_c)
+        monkeypatch.setattr(ClipWriter, "write", write_two_frames_then_ctrl_c)
         outputs.write(targets["OUTPUT"], torch.rand(5, 8, 8, 3), 24)
     assert tree(tmp_path) == names_before  # no temporaries, no created folders
     assert {name: digest(tmp_path / name) for name in before} == before
@@ -382,8 +382,14 @@ def test_a_run_too_large_for_the_memory_is_refused_before_decoding(truncated_mkv
     res = run_cli("deflicker", str(truncated_mkv), str(tmp_path / "o.mp4"), "--quiet",
                   "--memory-limit", "0.5")
     assert res.returncode == 2
-    assert "48 frames of 48x32 need about 1.5 GB" in res.stderr
+    # The run streams: its memory is that of one segment (here the whole 48 frames).
+    assert "one segment of 48 frames of 48x32 needs about 1.5 GB" in res.stderr
     assert "0.5 GB are --memory-limit 0.5 GB" in res.stderr and "declares" not in res.stderr
+    assert "Even the shortest segments would not fit" in res.stderr
+    res = run_cli("deflicker", str(truncated_mkv), str(tmp_path / "o.mp4"), "--quiet",
+                  "--memory-limit", "0.5", "--faithful")  # not streamed: the whole clip
+    assert res.returncode == 2 and "48 frames of 48x32 need about 1.5 GB" in res.stderr
+    assert "holds the whole clip because it uses faithful colour" in res.stderr
 
 
 def test_memory_estimate_from_the_header_of_a_long_1080p_clip():

@@ -16,7 +16,6 @@ follow that line.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,15 +97,19 @@ class ClipAtlas:
 
     def texture_preview(self) -> torch.Tensor:
         """Every segment's atlas texture, resized to the first one's size -> [S,h,w,3]."""
-        previews = [seg.atlas.texture_preview() for seg in self.segments]
-        h, w = previews[0].shape[1:3]
-        same = [p if p.shape[1:3] == (h, w) else F.interpolate(
-            p.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False,
-        ).permute(0, 2, 3, 1) for p in previews]
-        return torch.cat(same).clamp(0, 1).contiguous()
+        return stack_texture_previews([seg.atlas.texture_preview() for seg in self.segments])
 
     def segment_ranges(self) -> list[tuple[int, int]]:
         return [(s.start, s.stop) for s in self.segments]
+
+
+def stack_texture_previews(previews: list[torch.Tensor]) -> torch.Tensor:
+    """Segments' texture previews [1,h,w,3] resized to the first one's size -> [S,h,w,3]."""
+    h, w = previews[0].shape[1:3]
+    same = [p if p.shape[1:3] == (h, w) else F.interpolate(
+        p.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False,
+    ).permute(0, 2, 3, 1) for p in previews]
+    return torch.cat(same).clamp(0, 1).contiguous()
 
 
 def segment_layout(start: int, stop: int, max_frames: int, overlap: int) -> list[tuple[int, int]]:
@@ -160,47 +163,81 @@ def fit_clip_atlas(
     with phase("scene cuts"):
         starts = detect_scene_cuts(frames, shots.cut_sensitivity) if shots.scene_cuts else [0]
     t_cuts = time.perf_counter() - t0
-    layout = [seg for a, b in shot_ranges(starts, num)
-              for seg in segment_layout(a, b, shots.max_segment_frames, shots.segment_overlap)]
+    layout = clip_layout(starts, num, shots)
     total = sum(b - a for a, b in layout)
+    brightness = frame_brightness(frames)
     done = 0
     segments: list[AtlasSegment] = []
     for a, b in layout:
-        def report(d: int, t: int, done=done, size=b - a) -> None:
-            if on_progress is not None:
-                on_progress(round((done + size * (d / t if t else 1.0)) * 1000 / total), 1000)
-
-        atlas = fit_atlas(frames[a:b], config, report,
-                          masks=None if masks is None else masks[a:b])
-        segments.append(AtlasSegment(a, b, atlas))
+        segments.append(fit_segment(
+            frames[a:b], a, config, brightness[a:b],
+            segments[-1] if segments else None,
+            progress_within(on_progress, done, b - a, total),
+            masks=None if masks is None else masks[a:b]))
         done += b - a
+    return ClipAtlas(config, shots, num, (h, w), starts, segments,
+                     clip_atlas_stats(starts, segments, t_cuts, time.perf_counter() - t0))
+
+
+def clip_layout(shot_starts: list[int], num_frames: int, shots: ShotConfig
+                ) -> list[tuple[int, int]]:
+    """Every segment [start, stop) of a clip, in order: its shots, each split by
+    `segment_layout`."""
+    return [seg for a, b in shot_ranges(shot_starts, num_frames)
+            for seg in segment_layout(a, b, shots.max_segment_frames, shots.segment_overlap)]
+
+
+def progress_within(on_progress: ProgressFn | None, done: int, size: int, total: int
+                    ) -> ProgressFn:
+    """A segment's fit progress (d of t steps) as the clip's: `done` of `total` frames were
+    fitted before this segment of `size` frames; reported in thousandths."""
+    def report(d: int, t: int) -> None:
+        if on_progress is not None:
+            on_progress(round((done + size * (d / t if t else 1.0)) * 1000 / total), 1000)
+
+    return report
+
+
+def fit_segment(frames: torch.Tensor, start: int, config: AtlasConfig,
+                brightness: torch.Tensor, previous: AtlasSegment | None,
+                on_progress: ProgressFn | None = None, masks: torch.Tensor | None = None
+                ) -> AtlasSegment:
+    """Fit the segment of clip frames [start, start + n) given as `frames` [n,H,W,3], with the
+    clip's per-frame `brightness` [n] of those frames (frame_brightness), and link it to the
+    segment before it (`previous`, None for the first): its brightness trend, and its colour
+    gain chained to the previous segment's over the frames they share. Only `previous` is
+    needed, so a clip can be fitted segment after segment as it streams past."""
+    stop = start + frames.shape[0]
+    seg = AtlasSegment(start, stop, fit_atlas(frames, config, on_progress, masks=masks))
     with phase("segment colours"):
-        brightness = frame_brightness(frames)
-        for seg in segments:
-            seg.trend = _trend_factor(seg, brightness[seg.start:seg.stop])
-        _match_overlap_colours(segments)
-    stats = {
-        "shot_starts": starts, "segments": [(s.start, s.stop) for s in segments],
-        "seconds_cut_detection": t_cuts, "seconds_total": time.perf_counter() - t0,
+        seg.trend = _trend_factor(seg, brightness)
+        if previous is not None:
+            _match_overlap_colour(previous, seg)
+    return seg
+
+
+def clip_atlas_stats(shot_starts: list[int], segments: list[AtlasSegment], seconds_cuts: float,
+                     seconds_total: float) -> dict:
+    return {
+        "shot_starts": shot_starts, "segments": [(s.start, s.stop) for s in segments],
+        "seconds_cut_detection": seconds_cuts, "seconds_total": seconds_total,
         "seconds_fit": sum(s.atlas.stats.get("seconds_total", 0.0) for s in segments),
         "segment_stats": [s.atlas.stats for s in segments],
     }
-    return ClipAtlas(config, shots, num, (h, w), starts, segments, stats)
 
 
 @torch.no_grad()
-def _match_overlap_colours(segments: list[AtlasSegment]) -> None:
-    """Chain per-channel gains along each shot so that every segment's colours equal its
-    predecessor's (already matched) colours over the frames they share."""
-    for prev, seg in itertools.pairwise(segments):
-        if seg.start >= prev.stop:
-            continue  # a cut (or no overlap): every shot keeps its own colours
-        a, b = seg.start, prev.stop
-        hw = _small_size(seg.atlas.frame_hw)
-        mean_prev = _small_render(prev, a, b, hw).mean((0, 1, 2))
-        mean_seg = _small_render(seg, a, b, hw).mean((0, 1, 2))
-        seg.gain = (prev.gain * mean_prev.clamp_min(1e-3) / mean_seg.clamp_min(1e-3)).clamp(
-            0.5, 2.0)
+def _match_overlap_colour(prev: AtlasSegment, seg: AtlasSegment) -> None:
+    """Chain the per-channel gain along a shot so that `seg`'s colours equal its predecessor's
+    (already matched) colours over the frames they share."""
+    if seg.start >= prev.stop:
+        return  # a cut (or no overlap): every shot keeps its own colours
+    a, b = seg.start, prev.stop
+    hw = _small_size(seg.atlas.frame_hw)
+    mean_prev = _small_render(prev, a, b, hw).mean((0, 1, 2))
+    mean_seg = _small_render(seg, a, b, hw).mean((0, 1, 2))
+    seg.gain = (prev.gain * mean_prev.clamp_min(1e-3) / mean_seg.clamp_min(1e-3)).clamp(
+        0.5, 2.0)
 
 
 def _small_render(seg: AtlasSegment, a: int, b: int, hw: tuple[int, int]) -> torch.Tensor:

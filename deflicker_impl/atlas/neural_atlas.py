@@ -54,14 +54,26 @@ def render_atlas_frames(
     uint8 (0..255, a quarter of the memory: what the pipeline keeps for long clips).
     """
     h, w = atlas.frame_hw
-    chunk = chunk or max(1, (1 << 22) // (h * w))
+    chunk = chunk or render_chunk_frames(atlas.frame_hw)
     out = torch.empty(atlas.num_frames, h, w, 3, dtype=dtype)
     for start in range(0, atlas.num_frames, chunk):
         stop = min(start + chunk, atlas.num_frames)
-        part = atlas.render(start, stop, device)
-        if dtype == torch.uint8:
-            part = part.clamp(0, 1).mul_(255.0).add_(0.5)
-        out[start:stop] = part
+        out[start:stop] = render_as(atlas, start, stop, device, dtype)
         if on_progress is not None:
             on_progress(stop, atlas.num_frames)
     return out
+
+
+def render_chunk_frames(frame_hw: tuple[int, int]) -> int:
+    """Frames rendered at a time by default: about 4 megapixels."""
+    return max(1, (1 << 22) // (frame_hw[0] * frame_hw[1]))
+
+
+def render_as(atlas, start: int, stop: int, device: torch.device | None,
+              dtype: torch.dtype) -> torch.Tensor:
+    """Frames [start, stop) of an atlas (NeuralAtlas or ClipAtlas) in `dtype` [n,H,W,3]
+    (uint8: 0..255, rounded)."""
+    part = atlas.render(start, stop, device)
+    if dtype == torch.uint8:
+        return part.clamp(0, 1).mul_(255.0).add_(0.5).to(torch.uint8)
+    return part.to(dtype)
