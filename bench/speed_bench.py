@@ -167,7 +167,7 @@ def summarize(rows: list[dict]) -> dict:
         mine = [r for r in rows if (r["set"], r["version"], r["busy"]) == key]
         flick = [r for r in mine if r["label"].startswith("W=")]
         clean = [r for r in mine if r["label"] == "clean"]
-        out["/".join((key[0], key[1], "busy" if key[2] else "quiet"))] = {
+        out["/".join((key[0], key[1], "busy" if key[2] else "alone"))] = {
             "inputs": len(mine),
             "seconds_per_frame": mean_of(r["seconds_per_frame"] for r in mine),
             "synthetic_psnr": mean_of(r["psnr"] for r in flick),
