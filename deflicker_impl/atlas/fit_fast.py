@@ -208,7 +208,6 @@ def fit_texture_atlas(
         flow_masks = PixelTable(mask_t.reshape(num - 1, -1))
     gen = torch.Generator().manual_seed(config.seed)
     per_frame = h * w if config.pixels_per_frame <= 0 else min(h * w, config.pixels_per_frame)
-    losses = {}
     stall = LossStall(config.resolved_stall_tolerance(), config.min_iterations)
     with phase("optimisation"):
         for it in range(iterations):
@@ -235,9 +234,9 @@ def fit_texture_atlas(
             if stall.update(loss):
                 tick(iterations - 1 - it)  # the steps not needed
                 break
-    steps = it + 1 if iterations else 0
+    steps = it + 1  # resolved_iterations() is at least 1
     losses = {"colour": float(colour.detach()), "flow": float(flow_term.detach()),
-              "smooth": float(smooth.detach())} if iterations else {}
+              "smooth": float(smooth.detach())}
     t_fit = time.perf_counter() - t0
 
     mapping = mapping.cpu().eval()
