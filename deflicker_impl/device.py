@@ -57,3 +57,10 @@ def check_device(resolved: torch.device, asked: object = None) -> torch.device:
     raise DeflickerInputError(
         f"Device {asked!r} cannot run the deflicker ({resolved.type} is not a compute device "
         "this pack supports); use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+
+
+def preferred_memory_format(device: torch.device) -> torch.memory_format:
+    """The memory layout the networks run fastest in on `device`: channels-last on the CPU
+    (its convolution kernels are written for it; bench/README.md has the figures), the default
+    elsewhere, where it has not been measured."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format

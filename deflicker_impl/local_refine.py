@@ -30,6 +30,7 @@ from .flow import flow_with_occlusion
 from .global_stability import bound_global_change
 from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
 from .refine_net import LocalRefineNet, RefineNetConfig
+from .timing import phase
 from .weights import check_network_output, default_weights_path, load_network
 
 WEIGHTS_KIND = "local_refine"
@@ -126,7 +127,8 @@ def apply_local_refine(
             input_coarse.append(coarse)
         if on_progress is not None:
             on_progress(i + 1, t)
-    bound_global_change(result, input_means, cfg.global_window, shot_starts=sorted(restarts))
+    with phase("global bound"):
+        bound_global_change(result, input_means, cfg.global_window, shot_starts=sorted(restarts))
     if cfg.flicker_window > 0:
         drop_persistent_change(result, torch.cat(input_coarse), cfg.flicker_window,
                                sorted(restarts))
@@ -172,9 +174,11 @@ class RefineStepper:
                 self.prev_filtered = self.prev_output = current
                 flow = None
             else:
-                flow = _frame_flow(net, current, self.prev_filtered, cfg)
-            refined = _refine_tiled(net, current, self.prev_filtered, self.prev_output, flow,
-                                    self.states, self.tiles, self.overlap, on_tile)
+                with phase("flow"):
+                    flow = _frame_flow(net, current, self.prev_filtered, cfg)
+            with phase("network"):
+                refined = _refine_tiled(net, current, self.prev_filtered, self.prev_output, flow,
+                                        self.states, self.tiles, self.overlap, on_tile)
             check_network_output(refined, net, "The local refinement")
             if cfg.strength != 1.0:
                 refined = current + cfg.strength * (refined - current)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .atlas.confidence import AtlasConfidence, ConfidenceConfig, atlas_confidence, coarse_frames
-from .device import resolve_device
+from .device import preferred_memory_format, resolve_device
 from .errors import DeflickerInputError
 from .filter_net import FilterNetConfig, NeuralFilterNet
 from .flicker_field import (
@@ -28,6 +28,7 @@ from .flicker_field import (
     measure_flicker_field,
 )
 from .global_stability import stabilise_global_colour
+from .timing import phase
 from .weights import check_network_output, default_weights_path, load_network
 
 WEIGHTS_KIND = "neural_filter"
@@ -148,8 +149,9 @@ def apply_neural_filter(
     if not faithful:
         if cfg.flicker.strength == 0.0:
             return result
-        return stabilise_global_colour(result, atlas_frames, cfg.global_window,
-                                       shot_starts=shot_starts, strength=cfg.flicker.strength)
+        with phase("global colour"):
+            return stabilise_global_colour(result, atlas_frames, cfg.global_window,
+                                           shot_starts=shot_starts, strength=cfg.flicker.strength)
     fitted, measured = measure_flicker_field(
         frames, atlas_frames, torch.cat(coarse), confidence, cfg.flicker,
         level_from_atlas=cfg.flicker.flicker_window == 0)
@@ -184,7 +186,7 @@ def filter_chunk(
     param = next(net.parameters())
     frame = _chunk_as_batch(frames, start, stop, "frames", param.device, param.dtype)
     atlas = _chunk_as_batch(atlas_frames, start, stop, "atlas_frames", param.device, param.dtype)
-    with torch.inference_mode():
+    with torch.inference_mode(), phase("network"):
         filtered = _filter_tiled(net, frame, atlas, config.tile_size, config.tile_overlap,
                                  on_tile or (lambda: None))
     check_network_output(filtered, net, "The neural filter")
@@ -245,7 +247,8 @@ def _chunk_as_batch(
     if part.shape[-1] == 1:
         part = part.expand(-1, -1, -1, 3)
     part = part[..., :3].clamp(0.0, 1.0)
-    return part.permute(0, 3, 1, 2).to(device=device, dtype=dtype).contiguous()
+    return part.permute(0, 3, 1, 2).to(device=device, dtype=dtype).contiguous(
+        memory_format=preferred_memory_format(device))
 
 
 def _filter_tiled(

@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .device import preferred_memory_format
 from .errors import WeightsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -208,7 +209,8 @@ def _load_network_cached(path, mtime_ns, size, kind, network_class, config_from_
         ) from exc
     net = network_class(arch)
     load_weights(path, net, kind=kind)
-    net = net.to(device=torch.device(device), dtype=dtype).eval()
+    net = net.to(device=torch.device(device), dtype=dtype,
+                 memory_format=preferred_memory_format(torch.device(device))).eval()
     net.requires_grad_(False)
     net.weights_path = str(path)  # named by check_network_output
     return net

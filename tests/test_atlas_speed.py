@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from synthetic_clips import panning_clip
 
-from deflicker_impl.atlas import AtlasConfig, fit_atlas
+from deflicker_impl.atlas import AtlasConfig, fit_atlas, fit_fast
 from deflicker_impl.atlas.optim import Adam
 from deflicker_impl.atlas.pixel_table import PixelTable
 from deflicker_impl.atlas.stopping import LossStall
+from deflicker_impl.atlas.texture_atlas import (
+    AtlasTexture,
+    splat_taps,
+    splat_to_texture,
+    splat_weight,
+    splat_with_taps,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -76,3 +84,34 @@ def test_the_default_fit_stops_when_converged_and_a_given_count_runs_them_all():
     assert fixed.stats["iterations"] == 80 and len(fixed.stats["loss_windows"]) == 3
     everything = fit_atlas(clip, AtlasConfig(stall_tolerance=0.0))
     assert everything.stats["iterations"] == 300
+
+
+def test_the_splat_is_the_adjoint_of_bilinear_sampling_with_zero_padding():
+    # <splat(c), T> = <c, sample(T)>: what a least-squares texture update needs. 150k points
+    # span several tap blocks; some land outside the texture and must add nothing.
+    torch.manual_seed(0)
+    texture = AtlasTexture(torch.zeros(1, 3, 23, 31), (-1.0, -0.7, 1.0, 0.7))
+    a = torch.rand(2, 250, 300, 2) * torch.tensor([2.4, 1.7]) - torch.tensor([1.2, 0.85])
+    colours = torch.rand(2, 3, 250, 300)
+    probe = torch.rand(1, 3, 23, 31)
+    accum, weight = splat_to_texture(a, colours, texture, (23, 31))
+    grid = texture.normalised(a).reshape(1, -1, 300, 2)
+    sampled = F.grid_sample(probe, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
+    lhs = (accum.double() * probe.reshape(3, -1).double()).sum()
+    rhs = (colours.permute(1, 0, 2, 3).reshape(1, 3, -1, 300).double() * sampled.double()).sum()
+    assert abs(float(lhs - rhs)) < 1e-5 * float(rhs)
+    ones = F.grid_sample(torch.ones(1, 1, 23, 31), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)
+    assert torch.allclose(weight.sum().double(), ones.sum().double(), rtol=1e-6)
+    taps = splat_taps(a, texture, (23, 31))  # the cached route: same numbers exactly
+    assert torch.equal(splat_with_taps(taps, colours, (23, 31)), accum)
+    assert torch.equal(splat_weight(taps, (23, 31)), weight)
+
+
+def test_the_texture_passes_give_the_same_texture_with_and_without_their_cache(monkeypatch):
+    clip = panning_clip(frames=6, h=32, w=48)
+    config = AtlasConfig(iterations=20)
+    cached = fit_atlas(clip, config).texture_preview()
+    monkeypatch.setattr(fit_fast, "TEXTURE_CACHE_BYTES", 0)
+    assert torch.equal(fit_atlas(clip, config).texture_preview(), cached)

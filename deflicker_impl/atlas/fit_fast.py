@@ -28,7 +28,15 @@ from .coords import frame_coordinates
 from .optim import Adam
 from .pixel_table import PixelTable
 from .stopping import LossStall
-from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
+from .texture_atlas import (
+    AtlasTexture,
+    DeformationMapping,
+    splat_taps,
+    splat_to_texture,
+    splat_weight,
+    splat_with_taps,
+    texel_grid_size,
+)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -251,9 +259,13 @@ def fit_texture_atlas(
     return TextureAtlasModel(mapping, texture_hi), stats
 
 
+# Memory the full-resolution texture passes may keep between passes (points, colours, taps).
+TEXTURE_CACHE_BYTES = 256 << 20
+
+
 @torch.no_grad()
 def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
-                             chunk_pixels: int = 1 << 21, cache_bytes: int = 256 << 20):
+                             chunk_pixels: int = 1 << 21):
     """Texture at the density of the full-resolution frames (capped by atlas_resolution)."""
     num, full_h, full_w, _ = frames.shape
     u0, v0, u1, v1 = bounds
@@ -269,32 +281,33 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
     build_h, build_w = max(1, round(full_h * reduce)), max(1, round(full_w * reduce))
     q = frame_coordinates(build_h, build_w)
     chunk = max(1, chunk_pixels // (full_h * full_w))
-    # The splat and every back-projection pass read the same mapped points and colours: they are
-    # kept when small (a float32 clip of at most `cache_bytes`), recomputed per pass otherwise.
-    cache = [] if num * build_h * build_w * 5 * 4 <= cache_bytes else None
+    # The splat and every back-projection pass read the same points, colours and splat taps:
+    # chunks are kept while they fit TEXTURE_CACHE_BYTES and recomputed per pass beyond it.
+    cache: list = []
+    cached_bytes = 0
 
-    def computed_chunks():
-        for start in range(0, num, chunk):
+    def chunks():
+        nonlocal cached_bytes
+        yield from cache
+        for start in range(len(cache) * chunk, num, chunk):
             stop = min(start + chunk, num)
             idx = torch.arange(start, stop)
             img = to_nchw(frames[start:stop])
             if (build_h, build_w) != (full_h, full_w):
                 img = F.interpolate(img, size=(build_h, build_w), mode="area")
-            yield idx, mapping(idx, q.expand(len(idx), -1, -1, -1)), img
-
-    def chunks():
-        if cache:
-            yield from cache
-            return
-        for item in computed_chunks():
-            if cache is not None:
+            a = mapping(idx, q.expand(len(idx), -1, -1, -1))
+            item = (idx, a, img, splat_taps(a, hi, shape))
+            size = a.nbytes + img.nbytes + item[3].nbytes
+            if len(cache) * chunk == start and cached_bytes + size <= TEXTURE_CACHE_BYTES:
                 cache.append(item)
+                cached_bytes += size
             yield item
 
     acc = wt = None
     with phase("texture splat"):
-        for idx, a, img in chunks():
-            acc, wt = splat_to_texture(a, img, hi, shape, acc, wt)
+        for idx, _, img, taps in chunks():
+            acc = splat_with_taps(taps, img, shape, acc)
+            wt = splat_weight(taps, shape, wt)
             tick(len(idx))
         prior_w = 0.05
         tex = (acc + prior_w * prior.reshape(3, -1)) / (wt + prior_w)
@@ -304,8 +317,8 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
     with phase("back-projection"):
         for _ in range(config.backprojection_steps):
             acc = None
-            for idx, a, img in chunks():
-                acc, _ = splat_to_texture(a, img - hi(a), hi, shape, acc, torch.zeros_like(wt))
+            for idx, a, img, taps in chunks():
+                acc = splat_with_taps(taps, img - hi(a), shape, acc)
                 tick(len(idx))
             hi.texture.data = (hi.texture.reshape(3, -1) + acc / (wt + prior_w)).reshape(1, 3, *shape)
     hi.texture.data.clamp_(0, 1)

@@ -10,6 +10,8 @@ from it has the same colours: that is what removes the flicker. Structure is onl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -97,6 +99,80 @@ def texel_grid_size(bounds, texels_per_unit: float) -> tuple[int, int]:
     return max(2, round((v1 - v0) * texels_per_unit)), max(2, round((u1 - u0) * texels_per_unit))
 
 
+@dataclass(frozen=True)
+class SplatTaps:
+    """Where the bilinear splat of P points lands in a texel grid: the four taps of every point,
+    as flat texel indices [4,P] (int32) and weights [4,P] (zero for taps outside the grid).
+
+    The taps depend only on the points, so passes that splat new colours at the same points
+    (the back-projection) compute them once: that is most of a splat's cost.
+    """
+
+    index: torch.Tensor
+    weight: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.nbytes + self.weight.nbytes
+
+
+# Points per block when computing taps: the dozen elementwise passes stay in cache at this
+# size, where one pass over a whole chunk of frames runs from memory.
+_TAP_BLOCK = 1 << 16
+
+
+def splat_taps(a: torch.Tensor, texture: AtlasTexture, shape: tuple[int, int]) -> SplatTaps:
+    """The bilinear taps of atlas points a [n,h,w,2] in `texture`'s grid of `shape` (Ht, Wt)."""
+    ht, wt = shape
+    pts = a.reshape(-1, 2)
+    index = torch.empty(4, pts.shape[0], dtype=torch.int32, device=a.device)
+    weight = torch.empty(4, pts.shape[0], dtype=a.dtype, device=a.device)
+    for start in range(0, pts.shape[0], _TAP_BLOCK):
+        stop = min(start + _TAP_BLOCK, pts.shape[0])
+        g = texture.normalised(pts[start:stop])
+        # Texel coordinates of grid_sample with align_corners=False.
+        x = (g[:, 0] + 1.0) * 0.5 * wt - 0.5
+        y = (g[:, 1] + 1.0) * 0.5 * ht - 0.5
+        x0, y0 = x.floor(), y.floor()
+        fx, fy = x - x0, y - y0
+        xi0, yi0 = x0.long(), y0.long()
+        for k, (dx, dy, wgt) in enumerate(((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
+                                           (0, 1, (1 - fx) * fy), (1, 1, fx * fy))):
+            xi, yi = xi0 + dx, yi0 + dy
+            # Out-of-range taps get zero weight instead of being filtered out: no
+            # data-dependent shapes, which keeps this a handful of dense kernels.
+            weight[k, start:stop] = wgt * ((xi >= 0) & (xi < wt) & (yi >= 0) & (yi < ht))
+            index[k, start:stop] = yi.clamp(0, ht - 1) * wt + xi.clamp(0, wt - 1)
+    return SplatTaps(index, weight)
+
+
+def splat_with_taps(taps: SplatTaps, colours: torch.Tensor, shape: tuple[int, int],
+                    accum: torch.Tensor | None = None) -> torch.Tensor:
+    """Splat colours [n,C,h,w] through `taps` (of the same n*h*w points) into a texel grid of
+    `shape`, added to `accum` -> accumulated colour [C,Ht*Wt]."""
+    channels = colours.shape[1]
+    c = colours.permute(1, 0, 2, 3).reshape(channels, -1)
+    if accum is None:
+        accum = torch.zeros(channels, shape[0] * shape[1], dtype=colours.dtype,
+                            device=colours.device)
+    for k in range(4):
+        # int32 is how the taps are kept; index_add_ takes a slow path for int32 indices.
+        accum.index_add_(1, taps.index[k].long(), c * taps.weight[k])
+    return accum
+
+
+def splat_weight(taps: SplatTaps, shape: tuple[int, int],
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The splat's weight per texel (what a colour of 1 accumulates), added to `weight` ->
+    [Ht*Wt]."""
+    if weight is None:
+        weight = torch.zeros(shape[0] * shape[1], dtype=taps.weight.dtype,
+                             device=taps.weight.device)
+    for k in range(4):
+        weight.index_add_(0, taps.index[k].long(), taps.weight[k])
+    return weight
+
+
 def splat_to_texture(
     a: torch.Tensor, colours: torch.Tensor, texture: AtlasTexture, shape: tuple[int, int],
     accum: torch.Tensor | None = None, weight: torch.Tensor | None = None,
@@ -106,24 +182,5 @@ def splat_to_texture(
     Returns (accumulated colour [C,Ht*Wt], accumulated weight [Ht*Wt]); pass them back in to
     accumulate over chunks. Dividing the two is the least-squares-flavoured average texture.
     """
-    ht, wt = shape
-    g = texture.normalised(a.reshape(-1, 2))
-    x = (g[:, 0] + 1.0) * 0.5 * wt - 0.5
-    y = (g[:, 1] + 1.0) * 0.5 * ht - 0.5
-    x0, y0 = x.floor(), y.floor()
-    fx, fy = x - x0, y - y0
-    channels = colours.shape[1]
-    c = colours.permute(1, 0, 2, 3).reshape(channels, -1)
-    if accum is None:
-        accum = torch.zeros(channels, ht * wt, dtype=colours.dtype, device=colours.device)
-        weight = torch.zeros(ht * wt, dtype=colours.dtype, device=colours.device)
-    for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                        (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = x0.long() + dx, y0.long() + dy
-        # Out-of-range taps get zero weight instead of being filtered out: no data-dependent
-        # shapes, which keeps this a handful of dense kernels.
-        wgt = wgt * ((xi >= 0) & (xi < wt) & (yi >= 0) & (yi < ht))
-        idx = yi.clamp(0, ht - 1) * wt + xi.clamp(0, wt - 1)
-        accum.index_add_(1, idx, c * wgt)
-        weight.index_add_(0, idx, wgt)
-    return accum, weight
+    taps = splat_taps(a, texture, shape)
+    return splat_with_taps(taps, colours, shape, accum), splat_weight(taps, shape, weight)
