@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deflicker_impl.compare import compare_frames
-from deflicker_impl.plots import metrics_plot
-from deflicker_impl.report import measure
+from deflicker_impl.evaluation.compare import compare_frames
+from deflicker_impl.evaluation.plots import metrics_plot
+from deflicker_impl.evaluation.report import measure
 from deflicker_impl.video_io import read_clip, write_clip
 
 FRAMES = (9, 10)  # two neighbouring frames: the input's colour jumps between them

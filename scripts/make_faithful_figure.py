@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))  # as the other scripts: run from anywhere
 
 from bench.generative_data import SPLITS, load_generated_clip
 from deflicker_impl.atlas.confidence import confidence_heatmap
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.pipeline import PipelineConfig, run_pipeline
-from deflicker_impl.synthetic import add_synthetic_flicker
 
 
 def main(argv=None) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deflicker_impl.local_refine import WEIGHTS_KIND
+from deflicker_impl.refine.apply import WEIGHTS_KIND
 from deflicker_impl.weights import read_weights_metadata
 
 

@@ -17,7 +17,7 @@ from bench.deflicker_bench import (
     run_benchmark,
     summarize,
 )
-from deflicker_impl.metrics import flicker_index, psnr
+from deflicker_impl.evaluation.metrics import flicker_index, psnr
 
 
 def static_clip_with_gain_offset_flicker(frames=9, h=40, w=56):

@@ -13,11 +13,11 @@ from deflicker_impl.atlas import AtlasConfig, ClipAtlas, fit_atlas, fit_clip_atl
 from deflicker_impl.atlas import render_atlas_frames as render
 from deflicker_impl.atlas.clip_atlas import segment_layout
 from deflicker_impl.errors import DeflickerInputError
-from deflicker_impl.global_stability import stabilise_global_colour
-from deflicker_impl.local_refine import apply_local_refine
-from deflicker_impl.metrics import compute_warp_reference
+from deflicker_impl.evaluation.metrics import compute_warp_reference
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
+from deflicker_impl.filter.global_colour import stabilise_global_colour
+from deflicker_impl.refine.apply import apply_local_refine
 from deflicker_impl.shots import ShotConfig
-from deflicker_impl.synthetic import add_synthetic_flicker
 
 FAST = AtlasConfig(iterations=60, device="cpu")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deflicker_impl.distortions import (
+from deflicker_impl.train.image_bank import ImageBank
+from deflicker_impl.train.pairs import (
     ColourDistortionConfig,
     StructureDistortionConfig,
     distort_colour,
@@ -18,7 +19,6 @@ from deflicker_impl.distortions import (
     make_training_pair,
     warp,
 )
-from deflicker_impl.train.image_bank import ImageBank
 
 
 @pytest.fixture(autouse=True)

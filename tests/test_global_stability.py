@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from deflicker_impl.global_stability import (
-    bound_global_change,
-    stabilise_global_colour,
-    temporal_median,
-    temporal_moving_average,
-)
-from deflicker_impl.metrics import flicker_index
+from deflicker_impl.evaluation.metrics import flicker_index
+from deflicker_impl.filter.global_colour import stabilise_global_colour
+from deflicker_impl.refine.global_bound import bound_global_change
+from deflicker_impl.temporal import temporal_median, temporal_moving_average
 
 
 def test_moving_average_keeps_constants_and_ramps():

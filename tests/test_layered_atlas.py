@@ -11,8 +11,8 @@ import torch
 from synthetic_clips import moving_object_clip
 
 from deflicker_impl import AtlasConfig, DeflickerInputError, fit_atlas, render_atlas_frames
-from deflicker_impl.metrics import compute_warp_reference, psnr, warping_error
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.metrics import compute_warp_reference, psnr, warping_error
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 
 FAST = AtlasConfig(iterations=120, fit_long_side=64, device="cpu")
 T, H, W = 12, 48, 64

@@ -10,10 +10,10 @@ import torch
 from synthetic_clips import panning_clip
 
 from deflicker_impl.errors import DeflickerInputError, WeightsError
-from deflicker_impl.local_refine import WEIGHTS_KIND, RefineConfig, apply_local_refine
-from deflicker_impl.metrics import compute_warp_reference, psnr, warping_error
-from deflicker_impl.refine_net import RefineNetConfig, build_local_refine
-from deflicker_impl.train.refine_training import (
+from deflicker_impl.evaluation.metrics import compute_warp_reference, psnr, warping_error
+from deflicker_impl.refine.apply import WEIGHTS_KIND, RefineConfig, apply_local_refine
+from deflicker_impl.refine.net import RefineNetConfig, build_local_refine
+from deflicker_impl.train.refine import (
     RefineTrainOptions,
     add_local_flicker,
     train_refine,

@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 from synthetic_clips import global_gain_flicker, panning_clip
 
-from deflicker_impl.flow import flow_with_occlusion
-from deflicker_impl.metrics import (
+from deflicker_impl.evaluation.metrics import (
     compute_warp_reference,
     flicker_index,
     psnr,
     restrict_to_reliable_flow,
     warping_error,
 )
-from deflicker_impl.synthetic import FlickerConfig, add_synthetic_flicker
+from deflicker_impl.evaluation.synthetic import FlickerConfig, add_synthetic_flicker
+from deflicker_impl.flow import flow_with_occlusion
 
 
 def test_dis_flow_recovers_a_pan_and_flags_the_border_that_leaves_the_frame():
@@ -100,7 +100,7 @@ def test_synthetic_flicker_is_mean_preserving():
 
 
 def test_streamed_warping_errors_equal_the_stored_reference_ones():
-    from deflicker_impl.metrics import warping_error_per_frame, warping_errors_streamed
+    from deflicker_impl.evaluation.metrics import warping_error_per_frame, warping_errors_streamed
 
     clean = panning_clip(frames=7, h=40, w=56, speed=1.5)
     flickering = global_gain_flicker(clean, 0.3)

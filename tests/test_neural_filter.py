@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from deflicker_impl.distortions import distort_structure
 from deflicker_impl.errors import DeflickerInputError, WeightsError
-from deflicker_impl.filter_net import FilterNetConfig, build_neural_filter, count_parameters
-from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter, load_neural_filter
-from deflicker_impl.synthetic import add_synthetic_flicker
-from deflicker_impl.train.filter_training import FilterTrainOptions, train_filter
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
+from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter, load_neural_filter
+from deflicker_impl.filter.net import FilterNetConfig, build_neural_filter
+from deflicker_impl.train.filter import FilterTrainOptions, train_filter
 from deflicker_impl.train.image_bank import ImageBank
-from deflicker_impl.weights import default_weights_path, save_weights
+from deflicker_impl.train.pairs import distort_structure
+from deflicker_impl.weights import count_parameters, default_weights_path, save_weights
 
 
 @pytest.fixture(autouse=True)

@@ -24,8 +24,8 @@ from deflicker_impl import output_safety
 from deflicker_impl.clip import prepare_clip
 from deflicker_impl.device import resolve_device
 from deflicker_impl.errors import DeflickerInputError, WeightsError
-from deflicker_impl.filter_net import FilterNetConfig, build_neural_filter
-from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter, load_neural_filter
+from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter, load_neural_filter
+from deflicker_impl.filter.net import FilterNetConfig, build_neural_filter
 from deflicker_impl.output_safety import OutputTransaction, interrupt_message, plan_outputs
 from deflicker_impl.preflight import GIB, WORKING_BYTES, check_memory, estimate_peak_bytes
 from deflicker_impl.video_io import ClipInfo, ClipWriter, probe_clip, read_clip, write_clip

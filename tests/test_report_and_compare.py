@@ -9,11 +9,11 @@ import pytest
 import torch
 from synthetic_clips import global_gain_flicker, panning_clip
 
-from deflicker_impl.compare import compare_frames
 from deflicker_impl.errors import DeflickerInputError
-from deflicker_impl.metrics import compute_warp_reference, flicker_index, warping_error
-from deflicker_impl.plots import COMPARE_COLOUR, IMAGES_COLOUR, metrics_plot
-from deflicker_impl.report import measure
+from deflicker_impl.evaluation.compare import compare_frames
+from deflicker_impl.evaluation.metrics import compute_warp_reference, flicker_index, warping_error
+from deflicker_impl.evaluation.plots import COMPARE_COLOUR, IMAGES_COLOUR, metrics_plot
+from deflicker_impl.evaluation.report import measure
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from synthetic_clips import panning_clip
 
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.shots import detect_scene_cuts, shot_ranges
-from deflicker_impl.synthetic import add_synthetic_flicker
 
 BIKES_CUTS = [30, 76, 137, 187, 242]
 STRONG = {"gain_sigma": 0.3, "gamma_sigma": 0.2, "offset_sigma": 0.06, "local_sigma": 0.3}

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .clip import prepare_clip, to_nchw, to_nhwc
-from .errors import DeflickerInputError
+from ..clip import prepare_clip, to_nchw, to_nhwc
+from ..errors import DeflickerInputError
+from ..progress import ProgressFn, StageProgress
 from .metrics import flicker_index, mean_luma_per_frame, warping_errors_streamed
-from .progress import ProgressFn, StageProgress
 
 FLOW_SOURCES = ("compare_to", "images")
 

@@ -9,14 +9,14 @@ so a method cannot lower its error by changing the motion it is measured with.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .clip import luma, to_nchw
-from .flow import flow_with_occlusion, warp_with_flow
-from .global_stability import temporal_median
+from ..clip import luma, to_nchw
+from ..flow import flow_with_occlusion, warp_with_flow
+from ..progress import ProgressFn
+from ..temporal import temporal_median
 
 
 def psnr(output: torch.Tensor, reference: torch.Tensor, peak: float = 1.0) -> float:
@@ -46,7 +46,7 @@ class WarpReference:
 
 def compute_warp_reference(
     reference: torch.Tensor, preset: str = "medium",
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> WarpReference:
     """Flows of the reference clip [T,H,W,3] (T >= 2) for `warping_error`."""
     if reference.shape[0] < 2:
@@ -136,7 +136,7 @@ def warping_error_per_frame(clip: torch.Tensor, reference: WarpReference,
 
 def warping_errors_streamed(
     clips: list[torch.Tensor], reference: torch.Tensor, preset: str = "medium",
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> list[torch.Tensor]:
     """[T-1] per-frame warping error of each clip, with the flow of `reference` [T,H,W,3].
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .opencv import require_cv2
+from ..opencv import require_cv2
 from .report import MetricsReport
 
 # RGB, 0..255: the measured clip in blue, the clip it is compared to in orange.

@@ -16,21 +16,21 @@ correction of O^f_t:
   resolution, a strided conv to 1/4 resolution, then a few residual blocks.
 * A ConvLSTM cell at 1/4 resolution carries a memory across frames, so a region whose colour
   pulses can be held to what it was, not only to the previous frame.
-* Output (`output="colour_field"`, the default): per-channel log-gain g and offset b at 1/4
-  resolution, upsampled bilinearly. Local flicker is a smooth change of colour, so this is all
-  the refinement needs, and it cannot blur, sharpen or paint structure: detail comes from O^f_t
-  alone. (`output="residual"`, the first shipped design, predicts a free full-resolution
-  residual through a half-resolution decoder; it changed clean clips too much.)
+* Output (`output="colour_transfer"`, the default): per channel, how much (0..1) of the aligned
+  previous output's local colour to take over, at 1/4 resolution: the net's gate times the log
+  ratio of the local means of O_{t-1} and O^f_t (zero where the flow is not valid), upsampled
+  bilinearly and applied as a gain. Local flicker is a smooth change of colour, so this is all
+  the refinement needs, and it cannot blur, sharpen or paint structure: detail comes from
+  O^f_t alone. `output="colour_field"` predicts a free per-channel log-gain g and offset b at
+  1/4 resolution instead; `output="residual"`, the first shipped design, predicts a free
+  full-resolution residual through a half-resolution decoder (it changed clean clips too much).
 * The last conv starts at zero, so an untrained net returns O^f_t unchanged ("do no harm").
 
 Any frame size works (1x1 too): inputs are padded to a multiple of the stride (4) and the output
 is cropped back; the recurrent state lives at the padded 1/4 resolution.
 
-Size and speed (default config): 129,356 parameters; 0.12 s per 512x512 frame on one thread
-of this project's 2-core CPU (0.07 s wall with two threads; measured on an idle machine).
-`python -m deflicker_impl.refine_net` prints the time per 512x512 frame (batch 1, inference
-mode) on the machine at hand, as wall time and as process CPU time (the CPU time is the
-meaningful figure when the machine is shared with other jobs).
+Size (default config): 140,019 parameters; its speed is measured by bench/net_speed.py
+(figures in bench/README.md).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .filter_net import pad_to_multiple
-from .flow import warp_with_flow
+from ..flow import warp_with_flow
+from ..tiling import pad_to_multiple
 
 State = tuple[torch.Tensor, torch.Tensor]  # (hidden, cell) of the ConvLSTM, [N,C,H/4,W/4] each
 OUTPUT_MODES = ("colour_transfer", "colour_field", "residual")
@@ -58,9 +58,11 @@ class RefineNetConfig:
     quarter_width: int = 32
     hidden_width: int = 32
     residual_blocks: int = 2
-    # What the decoder predicts: "colour_field" = a per-channel gain and offset at 1/4
-    # resolution, upsampled smoothly and applied to O^f_t (it can change colour, never
-    # structure); "residual" = a free full-resolution residual (the first shipped weights).
+    # What the decoder predicts: "colour_transfer" = how much of the aligned previous output's
+    # local colour to take over, per channel at 1/4 resolution; "colour_field" = a per-channel
+    # gain and offset at 1/4 resolution; both upsampled smoothly and applied to O^f_t (they
+    # can change colour, never structure); "residual" = a free full-resolution residual (the
+    # first shipped weights).
     output: str = "colour_transfer"
     # "flow": the previous frames and the ConvLSTM state are warped to the current frame with
     # the optical flow given to forward() (DIS at run time), so the memory follows the motion
@@ -257,32 +259,3 @@ def build_local_refine(config: RefineNetConfig | None = None, **overrides) -> Lo
     if overrides:
         cfg = RefineNetConfig(**{**asdict(cfg), **overrides})
     return LocalRefineNet(cfg)
-
-
-def measure_cpu_speed(size: int = 512, threads: int = 1, repeats: int = 8) -> dict:
-    """Median wall and process-CPU seconds per size x size frame (batch 1, with state)."""
-    import time
-
-    torch.set_num_threads(threads)
-    net = build_local_refine().eval()
-    frames = [torch.rand(1, 3, size, size) for _ in range(3)]
-    walls, cpus = [], []
-    state = None
-    with torch.inference_mode():
-        for i in range(repeats + 2):
-            w0, c0 = time.perf_counter(), time.process_time()
-            _, state = net(*frames, state)
-            if i >= 2:
-                walls.append(time.perf_counter() - w0)
-                cpus.append(time.process_time() - c0)
-    walls.sort()
-    cpus.sort()
-    return {"wall_s": walls[len(walls) // 2], "cpu_s": cpus[len(cpus) // 2], "threads": threads,
-            "parameters": sum(p.numel() for p in net.parameters())}
-
-
-if __name__ == "__main__":
-    for n in (1, 2):
-        r = measure_cpu_speed(threads=n)
-        print(f"LocalRefineNet: {r['parameters']} parameters, {n} thread(s): "
-              f"{r['wall_s'] * 1000:.1f} ms wall, {r['cpu_s'] * 1000:.1f} ms CPU per 512x512 frame")

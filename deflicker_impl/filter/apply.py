@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from .atlas.confidence import AtlasConfidence, ConfidenceConfig, atlas_confidence, coarse_frames
-from .device import preferred_memory_format, resolve_device
-from .errors import DeflickerInputError
-from .filter_net import FilterNetConfig, NeuralFilterNet
-from .flicker_field import (
+from ..atlas.confidence import AtlasConfidence, ConfidenceConfig, atlas_confidence, coarse_frames
+from ..clip import check_clip
+from ..device import resolve_device
+from ..errors import DeflickerInputError
+from ..flicker_field import (
     FlickerField,
     FlickerFieldConfig,
     apply_flicker_correction,
@@ -27,16 +27,16 @@ from .flicker_field import (
     keep_scene_light,
     measure_flicker_field,
 )
-from .global_stability import stabilise_global_colour
-from .timing import phase
-from .weights import check_network_output, default_weights_path, load_network
+from ..progress import ProgressFn
+from ..tiling import chunk_as_batch, tile_mask, tile_overlap, tile_windows
+from ..timing import phase
+from ..weights import check_network_output, load_network, resolve_weights_path
+from .global_colour import stabilise_global_colour
+from .net import FilterNetConfig, NeuralFilterNet
 
 WEIGHTS_KIND = "neural_filter"
 DEFAULT_WEIGHTS_NAME = "neural_filter.safetensors"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-ProgressCallback = Callable[[int, int], None]
-
 
 @dataclass
 class FilterConfig:
@@ -45,7 +45,7 @@ class FilterConfig:
     weights_path: str | os.PathLike | None = None  # None: the shipped weights/neural_filter...
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     chunk_size: int | None = None  # frames per chunk; None: as many as fit `chunk_pixels`
-    chunk_pixels: int = 1 << 20  # pixel budget of an automatic chunk (~0.4 s on a 2-core CPU)
+    chunk_pixels: int = 1 << 20  # pixel budget of an automatic chunk
     tile_size: int = 2048  # frames with a side above this go in tiles (1080p whole: ~0.8 GB)
     tile_overlap: int = 128  # pixels shared by neighbouring tiles, blended linearly
     # Frames over which the output's global colour may drift from the atlas's; faster changes
@@ -70,9 +70,7 @@ class FilterConfig:
         check_flicker_window(self.flicker.flicker_window)
 
     def resolved_weights_path(self) -> Path:
-        if self.weights_path is None or str(self.weights_path) == "":
-            return default_weights_path(DEFAULT_WEIGHTS_NAME)
-        return Path(self.weights_path)
+        return resolve_weights_path(self.weights_path, DEFAULT_WEIGHTS_NAME)
 
 
 def load_neural_filter(config: FilterConfig | None = None) -> NeuralFilterNet:
@@ -94,7 +92,7 @@ def apply_neural_filter(
     frames: torch.Tensor,
     atlas_frames: torch.Tensor,
     config: FilterConfig | None = None,
-    on_progress: ProgressCallback | None = None,
+    on_progress: ProgressFn | None = None,
     net: NeuralFilterNet | None = None,
     shot_starts: list[int] | None = None,
     out: torch.Tensor | None = None,
@@ -111,7 +109,14 @@ def apply_neural_filter(
     `atlas_confidence`, computed here when None) says where the atlas frames can be trusted.
     """
     cfg = config or FilterConfig()
-    _check_pair(frames, atlas_frames)
+    check_clip(frames, "frames")
+    check_clip(atlas_frames, "atlas_frames")
+    if frames.shape[:3] != atlas_frames.shape[:3]:
+        raise DeflickerInputError(
+            f"frames {tuple(frames.shape[:3])} and atlas_frames {tuple(atlas_frames.shape[:3])} "
+            "differ in frame count or size (T,H,W). The atlas frames must be rendered from the "
+            "atlas fitted to these very frames, at their size."
+        )
     if net is None:
         net = load_neural_filter(cfg)
 
@@ -159,7 +164,7 @@ def apply_neural_filter(
     flicker = FlickerField(fitted, measured, kept)
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
-        filtered = _chunk_as_batch(raw, start, stop, "filtered", torch.device("cpu"),
+        filtered = chunk_as_batch(raw, start, stop, "filtered", torch.device("cpu"),
                                    torch.float32)
         part = apply_flicker_correction(frames, filtered, flicker, confidence, cfg.flicker,
                                         start, stop)
@@ -184,8 +189,8 @@ def filter_chunk(
     apply_neural_filter takes them) -> [n,H,W,3] float32 on the CPU, before the global colour
     pass; `blend`: mixed with the frames by the flicker strength (the plain filter's output)."""
     param = next(net.parameters())
-    frame = _chunk_as_batch(frames, start, stop, "frames", param.device, param.dtype)
-    atlas = _chunk_as_batch(atlas_frames, start, stop, "atlas_frames", param.device, param.dtype)
+    frame = chunk_as_batch(frames, start, stop, "frames", param.device, param.dtype)
+    atlas = chunk_as_batch(atlas_frames, start, stop, "atlas_frames", param.device, param.dtype)
     with torch.inference_mode(), phase("network"):
         filtered = _filter_tiled(net, frame, atlas, config.tile_size, config.tile_overlap,
                                  on_tile or (lambda: None))
@@ -208,49 +213,6 @@ def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return dtype
 
 
-def _check_pair(frames: torch.Tensor, atlas_frames: torch.Tensor) -> None:
-    for name, clip in (("frames", frames), ("atlas_frames", atlas_frames)):
-        if not isinstance(clip, torch.Tensor):
-            raise DeflickerInputError(
-                f"{name} must be a tensor [T,H,W,3], got {type(clip).__name__}."
-            )
-        if clip.ndim != 4 or clip.shape[-1] not in (1, 3, 4):
-            raise DeflickerInputError(
-                f"{name} must have shape [frames, height, width, 3], got {tuple(clip.shape)}. "
-                "A [T,3,H,W] tensor must be permuted to [T,H,W,3]."
-            )
-        if min(clip.shape[:3]) < 1:
-            raise DeflickerInputError(f"{name} is empty: shape {tuple(clip.shape)}.")
-    if frames.shape[:3] != atlas_frames.shape[:3]:
-        raise DeflickerInputError(
-            f"frames {tuple(frames.shape[:3])} and atlas_frames {tuple(atlas_frames.shape[:3])} "
-            "differ in frame count or size (T,H,W). The atlas frames must be rendered from the "
-            "atlas fitted to these very frames, at their size."
-        )
-
-
-def _chunk_as_batch(
-    clip: torch.Tensor, start: int, stop: int, name: str, device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
-    """clip[start:stop] [t,H,W,C] (C in 1/3/4, float 0..1 or uint8) -> [t,3,H,W] on device."""
-    part = clip[start:stop]
-    if not part.dtype.is_floating_point:
-        part = part.float() / 255.0
-    part = part.float()
-    bad = ~torch.isfinite(part).flatten(1).all(dim=1)
-    if bool(bad.any()):
-        index = start + int(bad.nonzero()[0])
-        raise DeflickerInputError(
-            f"{name} frame {index} contains NaN or infinite values; fix the node that produced "
-            "it (often a VAE decode in fp16)."
-        )
-    if part.shape[-1] == 1:
-        part = part.expand(-1, -1, -1, 3)
-    part = part[..., :3].clamp(0.0, 1.0)
-    return part.permute(0, 3, 1, 2).to(device=device, dtype=dtype).contiguous(
-        memory_format=preferred_memory_format(device))
-
-
 def _filter_tiled(
     net: NeuralFilterNet,
     frame: torch.Tensor,
@@ -261,39 +223,17 @@ def _filter_tiled(
 ) -> torch.Tensor:
     """Run the net on [N,3,H,W]; frames larger than `tile` go in overlapping tiles."""
     h, w = frame.shape[-2:]
-    if tile <= 0 or (h <= tile and w <= tile):
+    windows = tile_windows(h, w, tile, overlap)
+    if len(windows) == 1:
         return net(frame, atlas)
-    overlap = max(0, min(overlap, tile // 2))
+    overlap = tile_overlap(tile, overlap)
     out = torch.zeros_like(frame)
     weight = torch.zeros_like(frame[:, :1])
-    for y0 in _tile_starts(h, tile, overlap):
-        for x0 in _tile_starts(w, tile, overlap):
-            y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
-            piece = net(frame[..., y0:y1, x0:x1], atlas[..., y0:y1, x0:x1])
-            ramp_y = _ramp(y1 - y0, overlap, y0 > 0, y1 < h, frame)
-            ramp_x = _ramp(x1 - x0, overlap, x0 > 0, x1 < w, frame)
-            mask = ramp_y[:, None] * ramp_x[None, :]
-            out[..., y0:y1, x0:x1] += piece * mask
-            weight[..., y0:y1, x0:x1] += mask
-            on_tile()
+    for window in windows:
+        y0, y1, x0, x1 = window
+        piece = net(frame[..., y0:y1, x0:x1], atlas[..., y0:y1, x0:x1])
+        mask = tile_mask(window, overlap, h, w, frame)
+        out[..., y0:y1, x0:x1] += piece * mask
+        weight[..., y0:y1, x0:x1] += mask
+        on_tile()
     return out / weight
-
-
-def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, size - tile, step))
-    return starts + [size - tile]
-
-
-def _ramp(length: int, overlap: int, fade_in: bool, fade_out: bool, like: torch.Tensor):
-    """[length] weights: linear ramps over `overlap` pixels at the sides shared with a neighbour."""
-    ramp = torch.ones(length, device=like.device, dtype=like.dtype)
-    if overlap > 0:
-        edge = torch.arange(1, overlap + 1, device=like.device, dtype=like.dtype) / (overlap + 1)
-        if fade_in:
-            ramp[:overlap] = torch.minimum(ramp[:overlap], edge)
-        if fade_out:
-            ramp[-overlap:] = torch.minimum(ramp[-overlap:], edge.flip(0))
-    return ramp

@@ -17,27 +17,26 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .atlas.confidence import coarse_frames
-from .device import resolve_device
-from .errors import DeflickerInputError
-from .flicker_field import (
+from ..atlas.confidence import coarse_frames
+from ..clip import check_clip
+from ..device import resolve_device
+from ..errors import DeflickerInputError
+from ..flicker_field import (
     FlickerFieldConfig,
     check_flicker_window,
     check_strength,
     drop_persistent_change,
 )
-from .flow import flow_with_occlusion
-from .global_stability import bound_global_change
-from .neural_filter import _chunk_as_batch, _ramp, _tile_starts
-from .refine_net import LocalRefineNet, RefineNetConfig
-from .timing import phase
-from .weights import check_network_output, default_weights_path, load_network
+from ..flow import flow_with_occlusion
+from ..progress import ProgressFn
+from ..tiling import chunk_as_batch, tile_mask, tile_overlap, tile_windows
+from ..timing import phase
+from ..weights import check_network_output, load_network, resolve_weights_path
+from .global_bound import bound_global_change
+from .net import LocalRefineNet, RefineNetConfig
 
 WEIGHTS_KIND = "local_refine"
 DEFAULT_WEIGHTS_NAME = "local_refine.safetensors"
-
-ProgressCallback = Callable[[int, int], None]
-
 
 @dataclass
 class RefineConfig:
@@ -53,7 +52,7 @@ class RefineConfig:
     flow_preset: str = "medium"  # DIS preset: "ultrafast" | "fast" | "medium"
     # The net's change of each frame's global colour is kept only where it moves the frame
     # towards the filtered clip's steady global colour, a temporal median over this many frames
-    # (global_stability.bound_global_change); 0 or 1: left as the net made it.
+    # (refine/global_bound.py); 0 or 1: left as the net made it.
     global_window: int = 5
     # The net's change of colour that lasts longer than this many frames is taken out again
     # (flicker_field.drop_persistent_change), so it never lags behind the scene's own light
@@ -67,9 +66,7 @@ class RefineConfig:
         check_flicker_window(self.flicker_window)
 
     def resolved_weights_path(self) -> Path:
-        if self.weights_path is None or str(self.weights_path) == "":
-            return default_weights_path(DEFAULT_WEIGHTS_NAME)
-        return Path(self.weights_path)
+        return resolve_weights_path(self.weights_path, DEFAULT_WEIGHTS_NAME)
 
 
 def load_local_refine(config: RefineConfig | None = None) -> LocalRefineNet:
@@ -86,7 +83,7 @@ def load_local_refine(config: RefineConfig | None = None) -> LocalRefineNet:
 def apply_local_refine(
     frames: torch.Tensor,
     config: RefineConfig | None = None,
-    on_progress: ProgressCallback | None = None,
+    on_progress: ProgressFn | None = None,
     net: LocalRefineNet | None = None,
     shot_starts: list[int] | None = None,
     out: torch.Tensor | None = None,
@@ -102,7 +99,7 @@ def apply_local_refine(
     of a new tensor, which saves a full-length copy on long clips.
     """
     cfg = config or RefineConfig()
-    _check_clip(frames)
+    check_clip(frames)
     if net is None:
         net = load_local_refine(cfg)
     t, h, w = frames.shape[:3]
@@ -143,8 +140,8 @@ class RefineStepper:
     def __init__(self, net: LocalRefineNet, config: RefineConfig, frame_hw: tuple[int, int]):
         self.net, self.config = net, config
         self.device = next(net.parameters()).device
-        self.tiles = _tiles(*frame_hw, config.tile_size, config.tile_overlap)
-        self.overlap = max(0, min(config.tile_overlap, config.tile_size // 2))
+        self.tiles = tile_windows(*frame_hw, config.tile_size, config.tile_overlap)
+        self.overlap = tile_overlap(config.tile_size, config.tile_overlap)
         self.states: dict[tuple[int, int], object] = {}
         self.prev_filtered = self.prev_output = None
 
@@ -156,11 +153,11 @@ class RefineStepper:
         at the fit size [1,3,h,w] when the config's flicker_window needs it, else None)."""
         cfg, net = self.config, self.net
         if cfg.strength == 0.0:  # the input unchanged, exactly (and no recurrent state)
-            current = _chunk_as_batch(clip, index, index + 1, "frames", torch.device("cpu"),
+            current = chunk_as_batch(clip, index, index + 1, "frames", torch.device("cpu"),
                                       torch.float32)
             return current[0].permute(1, 2, 0), current[0].double().mean(dim=(1, 2)), None
         with torch.inference_mode():
-            current = _chunk_as_batch(clip, index, index + 1, "frames", self.device,
+            current = chunk_as_batch(clip, index, index + 1, "frames", self.device,
                                       torch.float32)
             means = current[0].double().mean(dim=(1, 2)).cpu()
             coarse = None
@@ -184,14 +181,6 @@ class RefineStepper:
                 refined = current + cfg.strength * (refined - current)
             self.prev_filtered, self.prev_output = current, refined
             return refined[0].permute(1, 2, 0).to("cpu", torch.float32), means, coarse
-
-
-def _tiles(h: int, w: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    if tile <= 0 or (h <= tile and w <= tile):
-        return [(0, h, 0, w)]
-    overlap = max(0, min(overlap, tile // 2))
-    return [(y0, min(h, y0 + tile), x0, min(w, x0 + tile))
-            for y0 in _tile_starts(h, tile, overlap) for x0 in _tile_starts(w, tile, overlap)]
 
 
 def _frame_flow(net, current, previous, cfg: RefineConfig):
@@ -231,27 +220,15 @@ def _refine_tiled(net, current, prev_filtered, prev_output, flow, states, tiles,
     h, w = current.shape[-2:]
     out = torch.zeros_like(current)
     weight = torch.zeros_like(current[:, :1])
-    for y0, y1, x0, x1 in tiles:
+    for window in tiles:
+        y0, y1, x0, x1 = window
         key = (y0, x0)
         sl = (..., slice(y0, y1), slice(x0, x1))
         piece, states[key] = net(current[sl], prev_filtered[sl], prev_output[sl], states.get(key),
                                  flow=None if flow is None else flow[:, y0:y1, x0:x1],
                                  valid=None if valid is None else valid[:, y0:y1, x0:x1])
-        mask = (_ramp(y1 - y0, overlap, y0 > 0, y1 < h, current)[:, None]
-                * _ramp(x1 - x0, overlap, x0 > 0, x1 < w, current)[None, :])
+        mask = tile_mask(window, overlap, h, w, current)
         out[sl] += piece * mask
         weight[sl] += mask
         on_tile()
     return out / weight
-
-
-def _check_clip(frames: torch.Tensor) -> None:
-    if not isinstance(frames, torch.Tensor):
-        raise DeflickerInputError(f"frames must be a tensor [T,H,W,3], got {type(frames).__name__}.")
-    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
-        raise DeflickerInputError(
-            f"frames must have shape [frames, height, width, 3], got {tuple(frames.shape)}. "
-            "A [T,3,H,W] tensor must be permuted to [T,H,W,3]."
-        )
-    if min(frames.shape[:3]) < 1:
-        raise DeflickerInputError(f"frames is empty: shape {tuple(frames.shape)}.")

@@ -31,74 +31,46 @@ Validation: held-out clips (--val-clips, by name), every sequence with a fixed f
 VAL_SEED, the same for every training seed), mean PSNR and paper-style warping error (L1 over
 non-occluded pixels, short + long term) of the input and of the output.
 
-Output folder: log.jsonl, checkpoint.safetensors + checkpoint_state.pt (atomic, `--resume`
+The loop is train/loop.py's. Output folder: log.jsonl, checkpoint.safetensors + checkpoint_state.pt (atomic, `--resume`
 continues), and `--export FILE` writes the final weights with their provenance.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import sys
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..device import resolve_device
 from ..errors import DeflickerInputError
-from ..filter_net import count_parameters
 from ..flow import warp_with_flow
-from ..local_refine import WEIGHTS_KIND
-from ..refine_net import OUTPUT_MODES, LocalRefineNet, RefineNetConfig
-from ..threads import choose_threads, set_threads
-from ..weights import load_weights, save_weights
-from .run_folder import (
-    LOG,
-    append_log,
-    device_name,
-    has_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
-from .schedule import warmup_cosine_lr
+from ..refine.apply import WEIGHTS_KIND
+from ..refine.net import MOTION_MODES, OUTPUT_MODES, LocalRefineNet, RefineNetConfig
+from ..weights import load_weights
+from .loop import TrainOptions, add_common_options, options_from_args, run_command, run_training
 
 VAL_SEED = 20180908
 PARTS = ("frames", "flow_prev", "mask_prev", "flow_first", "mask_first")
 
 
 @dataclass
-class RefineTrainOptions:
+class RefineTrainOptions(TrainOptions):
     out: str = "runs/refine"
     cache: list[str] = field(default_factory=list)
     val_clips: tuple[str, ...] = ("bedroom", "carphone_pristine")
-    steps: int = 20000
-    batch: int = 8
     crop: int = 96
-    lr: float = 1e-3
-    final_lr_fraction: float = 0.05
     warmup: int = 100
-    clip_grad: float = 1.0
     w_short: float = 2.0
     w_long: float = 1.0
     clean_prob: float = 0.15  # sequences without flicker: the net must leave them alone
     local_sigma: float = 0.06  # std of the local log-gain field (per channel, per frame)
     offset_sigma: float = 0.02  # std of the local offset field
     global_sigma: float = 0.01  # std of the global per-channel gain/offset jitter
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
     val_every: int = 200
-    log_every: int = 50
-    checkpoint_every: int = 500
-    max_minutes: float | None = None
-    session_steps: int | None = None
-    resume: bool = False
-    export: str | None = None
     pingpong: bool = False  # also unroll back over the reversed frames (fidelity only)
     init: str | None = None  # start from these weights (fine-tuning) instead of the identity
     half_width: int = RefineNetConfig().half_width
@@ -110,7 +82,6 @@ class RefineTrainOptions:
     # Share of the batch whose input is a stored atlas + filter output (caches built with
     # --pipeline-variants) instead of the clean crop with synthetic local flicker.
     pipeline_prob: float = 0.5
-    command: str = ""
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -374,130 +345,81 @@ def evaluate(net: LocalRefineNet, val: list[tuple], device: torch.device) -> dic
     return {f"val_{k}": round(v / n, 5 if k.startswith("warp") else 3) for k, v in sums.items()}
 
 
-# --- the loop ----------------------------------------------------------------------------------
+# --- the stage's hooks ---------------------------------------------------------------------
 
 
-def train_refine(opts: RefineTrainOptions) -> dict:
-    """Run (or continue) a training; returns the final summary (also the last log line)."""
-    set_threads(choose_threads(opts.threads).count)  # None: the pack's choice (threads.py)
-    device = resolve_device(opts.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
+class RefineTraining:
+    """The refinement's hooks of the training loop: random crops of the training sequences
+    with synthetic local flicker (or stored pipeline outputs), the net unrolled over them,
+    fidelity + warping losses."""
 
-    sequences = load_sequences(opts.cache)
-    val_names = set(opts.val_clips)
-    train_seqs = [s for s in sequences if s.clip not in val_names]
-    val_seqs = [s for s in sequences if s.clip in val_names]
-    if not train_seqs:
-        raise DeflickerInputError("No training sequences left after holding out --val-clips.")
-    val = build_validation(val_seqs, opts)
+    kind = WEIGHTS_KIND
+    device_stream = "flicker"
 
-    torch.manual_seed(opts.seed)
-    if opts.pingpong and opts.motion == "flow":
-        raise DeflickerInputError("--pingpong needs backward flows the cache does not hold; "
-                                  "use it only with --motion none.")
-    net = LocalRefineNet(RefineNetConfig(opts.half_width, opts.quarter_width, opts.hidden_width,
-                                         opts.residual_blocks, opts.output, opts.motion))
-    if opts.init:
-        load_weights(opts.init, net, WEIGHTS_KIND)
-    net = net.to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
-    sample_gen = torch.Generator().manual_seed(opts.seed)
-    flicker_gen = torch.Generator(device=device).manual_seed(opts.seed + 1)
-    generators = {"sample": sample_gen, "flicker": flicker_gen}
+    def __init__(self, opts: RefineTrainOptions):
+        self.opts = opts
 
-    step, elapsed_before = 0, 0.0
-    if opts.resume and has_checkpoint(out):
-        step, elapsed_before = load_checkpoint(out, net, optimizer, generators, flicker_gen.device.type, WEIGHTS_KIND)
-        append_log(out, {"event": "resumed", "step": step})
-    elif not opts.resume and (out / LOG).exists():
-        (out / LOG).unlink()
+    def prepare(self) -> None:
+        opts = self.opts
+        self.sequences = load_sequences(opts.cache)
+        val_names = set(opts.val_clips)
+        self.train_seqs = [s for s in self.sequences if s.clip not in val_names]
+        self.val_seqs = [s for s in self.sequences if s.clip in val_names]
+        if not self.train_seqs:
+            raise DeflickerInputError("No training sequences left after holding out "
+                                      "--val-clips.")
+        self.val = build_validation(self.val_seqs, opts)
 
-    data_info = {"caches": [os.path.basename(c) for c in opts.cache],
-                 "train_sequences": len(train_seqs), "val_sequences": len(val_seqs),
-                 "train_clips": sorted({s.clip for s in train_seqs}),
-                 "val_clips": sorted({s.clip for s in val_seqs}),
-                 "frames_per_sequence": int(sequences[0].frames.shape[0])}
-    stop_step = opts.steps if opts.session_steps is None else min(opts.steps,
-                                                                  step + opts.session_steps)
-    if step == 0:
-        append_log(out, {"event": "start", "parameters": count_parameters(net), "device": str(device),
-                   "options": json.loads(json.dumps(asdict(opts), default=str)),
-                   "data": data_info})
+    def build_net(self) -> LocalRefineNet:
+        opts = self.opts
+        if opts.pingpong and opts.motion == "flow":
+            raise DeflickerInputError("--pingpong needs backward flows the cache does not hold; "
+                                      "use it only with --motion none.")
+        net = LocalRefineNet(RefineNetConfig(opts.half_width, opts.quarter_width,
+                                             opts.hidden_width, opts.residual_blocks,
+                                             opts.output, opts.motion))
+        if opts.init:
+            load_weights(opts.init, net, WEIGHTS_KIND)
+        return net
 
-    train_seqs = [s.to(device) for s in train_seqs]
-    started = time.perf_counter()
-    budget_s = opts.max_minutes * 60 if opts.max_minutes else None
-    sums = {k: torch.zeros((), device=device) for k in ("loss", "fidelity", "short", "long")}
-    count = 0
+    def data_info(self) -> dict:
+        return {"caches": [os.path.basename(c) for c in self.opts.cache],
+                "train_sequences": len(self.train_seqs), "val_sequences": len(self.val_seqs),
+                "train_clips": sorted({s.clip for s in self.train_seqs}),
+                "val_clips": sorted({s.clip for s in self.val_seqs}),
+                "frames_per_sequence": int(self.sequences[0].frames.shape[0])}
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - started
+    def to_device(self, device: torch.device) -> None:
+        self.device = device
+        self.train_seqs = [s.to(device) for s in self.train_seqs]
 
-    while step < stop_step:
-        if budget_s is not None and elapsed() >= budget_s:
-            break
-        progress = step / opts.steps
-        if budget_s is not None:
-            progress = max(progress, elapsed() / budget_s)
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_lr(opts.lr, opts.warmup, opts.final_lr_fraction,
-                                               step, progress)
-
-        batch = crop_batch(train_seqs, opts.batch, opts.crop, sample_gen, opts.pipeline_prob)
-        flickered = add_local_flicker(batch["clean"], flicker_gen, opts)
+    def losses(self, net, sample_gen, device_gen, device) -> dict[str, torch.Tensor]:
+        opts = self.opts
+        batch = crop_batch(self.train_seqs, opts.batch, opts.crop, sample_gen,
+                           opts.pipeline_prob)
+        flickered = add_local_flicker(batch["clean"], device_gen, opts)
         use = batch["use_filtered"].view(-1, 1, 1, 1, 1)
         flickered = use * batch["filtered"] + (1 - use) * flickered
-        losses = pingpong_loss(net, flickered, batch, opts)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), opts.clip_grad)
-        if not bool(torch.isfinite(grad_norm)):
-            append_log(out, {"event": "skipped_step", "step": step, "reason": "non-finite gradient"})
-            continue
-        optimizer.step()
-        step += 1
-        for k in sums:
-            sums[k] += losses[k].detach()
-        count += 1
+        return pingpong_loss(net, flickered, batch, opts)
 
-        if step % opts.log_every == 0 or step == opts.steps:
-            record = {"step": step, **{k: round(float(v) / count, 6) for k, v in sums.items()},
-                      "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(elapsed(), 1)}
-            for v in sums.values():
-                v.zero_()
-            count = 0
-            if opts.val_every and step % opts.val_every == 0:
-                record.update(evaluate(net, val, device))
-            append_log(out, record)
-        if opts.checkpoint_every and step % opts.checkpoint_every == 0:
-            save_checkpoint(out, net, optimizer, step, elapsed(), generators,
-                            flicker_gen.device.type, WEIGHTS_KIND, opts.seed)
+    def evaluate(self, net) -> dict:
+        return evaluate(net, self.val, self.device)
 
-    save_checkpoint(out, net, optimizer, step, elapsed(), generators,
-                            flicker_gen.device.type, WEIGHTS_KIND, opts.seed)
-    last_val = evaluate(net, val, device)
-    event = "finished" if step >= opts.steps else "stopped"
-    summary = {"event": event, "step": step, "elapsed_s": round(elapsed(), 1), **last_val}
-    if opts.export:
-        metadata = {
-            "steps": step, "seed": opts.seed, "batch": opts.batch, "crop": opts.crop,
-            "lr": opts.lr, "device": device_name(device), "wall_time_s": round(elapsed(), 1),
-            "data": data_info, "validation": last_val,
+    def export_metadata(self) -> dict:
+        opts = self.opts
+        return {
             "losses": {"w_short": opts.w_short, "w_long": opts.w_long},
             "flicker": {"local_sigma": opts.local_sigma, "offset_sigma": opts.offset_sigma,
                         "global_sigma": opts.global_sigma, "clean_prob": opts.clean_prob,
                         "pipeline_prob": opts.pipeline_prob},
-            "validation_set": {"sequences": len(val), "seed": VAL_SEED},
-            "parameters": count_parameters(net), "command": opts.command,
+            "validation_set": {"sequences": len(self.val), "seed": VAL_SEED},
             "init": os.path.basename(opts.init) if opts.init else None,
         }
-        save_weights(opts.export, net, WEIGHTS_KIND, metadata)
-        summary["exported"] = str(opts.export)
-    append_log(out, summary)
-    return summary
+
+
+def train_refine(opts: RefineTrainOptions) -> dict:
+    """Run (or continue) a training; returns the final summary (also the last log line)."""
+    return run_training(opts, RefineTraining(opts))
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -512,27 +434,16 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="sequence cache from scripts/build_refine_cache.py; repeatable")
     p.add_argument("--val-clips", default=",".join(d.val_clips),
                    help="clip names held out for validation, comma-separated")
-    p.add_argument("--out", default=d.out, help="run folder (log, checkpoints)")
-    for name in ("steps", "batch", "crop", "warmup", "val_every", "log_every",
-                 "checkpoint_every", "seed", "half_width", "quarter_width", "hidden_width",
-                 "residual_blocks"):
+    add_common_options(p, d)
+    for name in ("half_width", "quarter_width", "hidden_width", "residual_blocks"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "final_lr_fraction", "clip_grad", "w_short", "w_long", "clean_prob",
-                 "local_sigma", "offset_sigma", "global_sigma", "pipeline_prob"):
+    for name in ("w_short", "w_long", "clean_prob", "local_sigma", "offset_sigma",
+                 "global_sigma", "pipeline_prob"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
     p.add_argument("--output", default=d.output, choices=OUTPUT_MODES,
-                   help="what the net predicts (see deflicker_impl/refine_net.py)")
-    p.add_argument("--motion", default=d.motion, choices=("flow", "none"),
+                   help="what the net predicts (see deflicker_impl/refine/net.py)")
+    p.add_argument("--motion", default=d.motion, choices=MOTION_MODES,
                    help="align the previous frames and the state with optical flow")
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch/OpenCV threads (default: DEFLICKER_THREADS, else the CPUs not "
-                        "busy with other work)")
-    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
-    p.add_argument("--session-steps", type=int, default=None, metavar="N",
-                   help="stop after N steps of this session (continue later with --resume)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder")
-    p.add_argument("--export", default=None, metavar="FILE", help="write final weights here")
     p.add_argument("--pingpong", action="store_true",
                    help="unroll on over the reversed frames (fidelity only): longer recurrence")
     p.add_argument("--init", default=None, metavar="FILE",
@@ -541,13 +452,6 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    values = {f.name: getattr(args, f.name) for f in fields(RefineTrainOptions)
-              if hasattr(args, f.name)}
-    values["val_clips"] = tuple(c for c in args.val_clips.split(",") if c)
-    values["command"] = "python -m deflicker_impl.train " + " ".join(sys.argv[1:])
-    try:
-        train_refine(RefineTrainOptions(**values))
-    except DeflickerInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    val_clips = tuple(c for c in args.val_clips.split(",") if c)
+    return run_command(train_refine,
+                       options_from_args(args, RefineTrainOptions, val_clips=val_clips))

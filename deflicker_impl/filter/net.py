@@ -21,21 +21,20 @@ an affine colour transform and applies it to the frame:
 Any frame size works: inputs are padded (reflect, or replicate where the frame is too small to
 reflect) to a multiple of the net's stride and the output is cropped back to the input size.
 
-Size and speed (default config): 924,636 parameters. A 1x3x512x512 frame (inference mode, batch
-1) costs 0.16-0.19 s of CPU time on one thread of this project's 2-core AMD EPYC machine
-(measured as process CPU time, because the machine was shared with other jobs while measuring);
-the budget is 0.25 s with torch.set_num_threads(2). `python -m deflicker_impl.filter_net` prints
-the wall time on the machine at hand; it is only meaningful on an otherwise idle CPU.
+Size (default config): 924,636 parameters; its speed is measured by bench/net_speed.py
+(figures in bench/README.md).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..tiling import pad_to_multiple
 
 COEFFICIENTS = 12  # 3x3 colour matrix + 3 offsets
 
@@ -167,60 +166,9 @@ def apply_colour_transform(coeffs: torch.Tensor, frame: torch.Tensor) -> torch.T
     return (m[:, :, :3] * frame.unsqueeze(1)).sum(dim=2) + m[:, :, 3]
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad [N,C,H,W] at the bottom/right to multiples of `multiple`: reflect where the image is
-    large enough, replicate where it is not (reflect cannot pad more than size - 1)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
 def build_neural_filter(config: FilterNetConfig | None = None, **overrides) -> NeuralFilterNet:
     """A freshly initialised (identity) filter; keyword overrides patch the default config."""
     cfg = config or FilterNetConfig()
     if overrides:
         cfg = FilterNetConfig(**{**asdict(cfg), **overrides})
     return NeuralFilterNet(cfg)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-@dataclass
-class SpeedReport:
-    seconds_per_frame: float
-    parameters: int
-    size: tuple[int, int] = field(default=(512, 512))
-
-
-def measure_cpu_speed(
-    config: FilterNetConfig | None = None, size: int = 512, threads: int = 2, repeats: int = 10
-) -> SpeedReport:
-    """Median inference time of one size x size frame on the CPU (batch 1)."""
-    import time
-
-    torch.set_num_threads(threads)
-    net = build_neural_filter(config).eval()
-    frame = torch.rand(1, 3, size, size)
-    atlas = torch.rand(1, 3, size, size)
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 2):
-            start = time.perf_counter()
-            net(frame, atlas)
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    times.sort()
-    return SpeedReport(times[len(times) // 2], count_parameters(net), (size, size))
-
-
-if __name__ == "__main__":
-    report = measure_cpu_speed()
-    print(
-        f"NeuralFilterNet: {report.parameters} parameters, "
-        f"{report.seconds_per_frame * 1000:.1f} ms per {report.size[0]}x{report.size[1]} frame"
-    )

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .clip import prepare_clip, to_nchw, to_nhwc
-from .errors import DeflickerInputError
-from .opencv import require_cv2
+from ..clip import prepare_clip, to_nchw, to_nhwc
+from ..errors import DeflickerInputError
+from ..opencv import require_cv2
 
 LAYOUTS = ("side_by_side", "split", "stacked")
 _GAP = 4
