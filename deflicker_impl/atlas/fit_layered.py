@@ -29,7 +29,7 @@ from ..flow import flow_with_occlusion
 from ..progress import ProgressFn
 from .config import AtlasConfig
 from .coords import frame_coordinates
-from .fit_fast import atlas_bounds, charbonnier, similarity_chain, fit_size
+from .fit_fast import atlas_bounds, charbonnier, fit_size, similarity_chain
 from .optim import Adam
 from .pixel_table import PixelTable
 from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
