@@ -1,9 +1,10 @@
 """Progress reporting across stages.
 
-Every long function in the library takes `on_progress(done, total)`; it may raise (ComfyUI's
-interrupt, the CLI's Ctrl-C) to cancel. `StageProgress` maps each stage's own counts onto one
-overall 0..1000 scale, so a single progress bar covers the whole pipeline. `TerminalProgress`
-is the one progress display of the command line (CLI and batch).
+Every long function in the library takes `on_progress(done, total)` (a `ProgressFn`, the one
+progress type of the package); it may raise (ComfyUI's interrupt, `DeflickerCancelled`) to
+cancel, and the exception comes out of the library unchanged. `StageProgress` maps each
+stage's own counts onto one overall 0..1000 scale, so a single progress bar covers the whole
+pipeline. `TerminalProgress` is the one progress display of the command line (CLI and batch).
 """
 
 from __future__ import annotations

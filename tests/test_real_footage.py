@@ -15,12 +15,7 @@ from deflicker_impl.shots import ShotConfig
 QUICK = AtlasConfig(iterations=30, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread, see conftest.py
 
 
 def run(frames, stop_after="filter", **kwargs):

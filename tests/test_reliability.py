@@ -1,4 +1,4 @@
-"""Issue 16: a user's files are never overwritten or mixed, everything checkable fails before the
+"""Reliability: a user's files are never overwritten or mixed, everything checkable fails before the
 work, reading is honest, networks' output is checked, Ctrl-C always exits 130 with one line.
 
 The README's table "What happens when ..." lists these cases; each is specified here.

@@ -117,7 +117,8 @@ def load_sequences(paths: list[str]) -> list[Sequence]:
     for path in paths:
         if not Path(path).is_file():
             raise DeflickerInputError(
-                f"Refinement cache {path} not found; build it with scripts/build_refine_cache.py."
+                f"Refinement cache {path} not found; build it with "
+                "`python -m scripts.build_refine_cache`."
             )
         with safe_open(path, framework="pt") as handle:
             keys = set(handle.keys())

@@ -1,4 +1,4 @@
-"""Specification of the neural filter's synthetic training pairs (deflicker_impl.distortions).
+"""Specification of the neural filter's synthetic training pairs (deflicker_impl/train/pairs.py).
 
 The frame input must keep the clean image's structure (only colours change), the atlas input must
 keep its colours (only structure changes), and both must be reproducible from a seed.
@@ -20,14 +20,7 @@ from deflicker_impl.train.pairs import (
     warp,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a CPU shared with other jobs, 2 OpenMP threads run ~20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread, see conftest.py
 
 
 def clean_batch(n: int = 16, h: int = 96, w: int = 112, seed: int = 0) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""Specification of the LocalFlickerRefine stage: network, weights files, clip-level refinement,
-training."""
+"""Specification of the LocalFlickerRefine stage: network, weights files, clip-level refinement
+(its training: tests/train/test_refine_training.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import json
 
 import pytest
 import torch
+from stage_nets import SMALL_REFINE as SMALL
+from stage_nets import local_flicker
+from stage_nets import scrambled_refine_net as scrambled_net
 from synthetic_clips import panning_clip
 
 from deflicker_impl.errors import DeflickerInputError, WeightsError
 from deflicker_impl.evaluation.metrics import compute_warp_reference, psnr, warping_error
 from deflicker_impl.refine.apply import WEIGHTS_KIND, RefineConfig, apply_local_refine
 from deflicker_impl.refine.net import RefineNetConfig, build_local_refine
-from deflicker_impl.train.refine import (
-    RefineTrainOptions,
-    add_local_flicker,
-    train_refine,
-)
 from deflicker_impl.weights import default_weights_path, save_weights
 
 SHIPPED = default_weights_path("local_refine.safetensors")
@@ -26,34 +24,9 @@ SHIPPED = default_weights_path("local_refine.safetensors")
 # the clean clip, since it can only change colour, never structure.
 MAX_WARP_RATIO = 0.75
 MIN_PSNR_GAIN_DB = 1.0
-SMALL = RefineNetConfig(half_width=8, quarter_width=8, hidden_width=8, residual_blocks=1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def scrambled_net(config: RefineNetConfig = SMALL, seed: int = 0):
-    """A net with random weights everywhere (also the last layer), so its output depends on the
-    previous frames and on the recurrent state."""
-    torch.manual_seed(seed)
-    net = build_local_refine(config).eval()
-    last = net.to_residual if config.output == "residual" else net.to_field
-    with torch.no_grad():
-        last.weight.normal_(0, 0.05)
-    return net
-
-
-def local_flicker(clean: torch.Tensor, seed: int = 5) -> torch.Tensor:
-    """[T,H,W,3] clean -> the training's synthetic local flicker at full strength."""
-    gen = torch.Generator().manual_seed(seed)
-    x = clean.permute(0, 3, 1, 2)[None]
-    out = add_local_flicker(x, gen, RefineTrainOptions(), strength=torch.ones(1))
-    return out[0].permute(0, 2, 3, 1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread, see conftest.py
 
 
 # -- network ------------------------------------------------------------------------------------
@@ -242,7 +215,6 @@ def test_saved_weights_reload_to_the_same_output(tmp_path):
 
 # -- the shipped weights ------------------------------------------------------------------------
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="weights/local_refine.safetensors not shipped")
 def test_shipped_weights_carry_their_provenance():
     from safetensors import safe_open
 
@@ -255,7 +227,6 @@ def test_shipped_weights_carry_their_provenance():
     assert validation["val_warp_out"] < validation["val_warp_in"]
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="weights/local_refine.safetensors not shipped")
 def test_shipped_weights_steady_local_flicker_and_gain_fidelity():
     # A 12-frame panning clip (1 px/frame) with the training's local flicker at full strength;
     # flow for the warping error comes from the clean clip, as in the benchmark.
@@ -268,52 +239,3 @@ def test_shipped_weights_steady_local_flicker_and_gain_fidelity():
     ratio = warping_error(out, reference) / warping_error(flickered, reference)
     assert ratio < MAX_WARP_RATIO, ratio
     assert psnr(out, clean) > psnr(flickered, clean) + MIN_PSNR_GAIN_DB
-
-
-# -- training -----------------------------------------------------------------------------------
-
-def tiny_cache(path, clips=("trainclip", "valclip"), frames: int = 4, h: int = 24, w: int = 32):
-    """A refinement cache in scripts/build_refine_cache.py's format, from panning clips."""
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for k, clip_name in enumerate(clips):
-        clean = panning_clip(frames, h, w, speed=1.0, seed=k)
-        ref = compute_warp_reference(clean)
-        name = f"{clip_name}__s0"
-        tensors[f"{name}__frames"] = (clean * 255).round().to(torch.uint8).contiguous()
-        tensors[f"{name}__flow_prev"] = ref.flow_prev.half().contiguous()
-        tensors[f"{name}__mask_prev"] = ref.mask_prev.to(torch.uint8).contiguous()
-        tensors[f"{name}__flow_first"] = ref.flow_first.half().contiguous()
-        tensors[f"{name}__mask_first"] = ref.mask_first.to(torch.uint8).contiguous()
-        # Stand-ins for stored atlas + filter outputs: two flickered copies.
-        filtered = torch.stack([local_flicker(clean, seed=s) for s in (1, 2)])
-        tensors[f"{name}__filtered"] = (filtered * 255).round().to(torch.uint8).contiguous()
-    save_file(tensors, str(path))
-    return path
-
-
-def small_options(tmp_path, **overrides) -> RefineTrainOptions:
-    values = {"out": str(tmp_path / "run"),
-              "cache": [str(tiny_cache(tmp_path / "c.safetensors"))],
-              "val_clips": ("valclip",), "steps": 4, "batch": 2, "crop": 16, "device": "cpu",
-              "val_every": 2, "log_every": 2, "checkpoint_every": 2, "half_width": 4,
-              "quarter_width": 4, "hidden_width": 4, "residual_blocks": 1, "pipeline_prob": 0.5}
-    values.update(overrides)
-    return RefineTrainOptions(**values)
-
-
-def test_training_is_seeded_and_resumes_to_the_same_weights(tmp_path):
-    from safetensors.torch import load_file
-
-    full = train_refine(small_options(tmp_path / "a", export=str(tmp_path / "a.safetensors")))
-    assert full["event"] == "finished" and full["step"] == 4
-    train_refine(small_options(tmp_path / "b", session_steps=2))
-    resumed = train_refine(small_options(tmp_path / "b", resume=True,
-                                         export=str(tmp_path / "b.safetensors")))
-    assert resumed["step"] == 4
-    a, b = load_file(str(tmp_path / "a.safetensors")), load_file(str(tmp_path / "b.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    log = [json.loads(line) for line in (tmp_path / "a" / "run" / "log.jsonl").open()]
-    assert any("val_warp_out" in r for r in log)

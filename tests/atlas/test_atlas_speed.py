@@ -23,7 +23,7 @@ from deflicker_impl.atlas.texture_atlas import (
     splat_with_taps,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 import torch
+from stage_nets import scrambled_refine_net as scrambled_net
 from synthetic_clips import panning_clip
-from test_local_refine import scrambled_net
 
 from deflicker_impl.atlas import AtlasConfig, ClipAtlas, fit_atlas, fit_clip_atlas
 from deflicker_impl.atlas import render_atlas_frames as render
@@ -22,12 +22,7 @@ from deflicker_impl.shots import ShotConfig
 FAST = AtlasConfig(iterations=60, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread, see conftest.py
 
 
 def two_shots() -> tuple[torch.Tensor, int]:
