@@ -46,15 +46,14 @@ class FilterConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     chunk_size: int | None = None  # frames per chunk; None: as many as fit `chunk_pixels`
     chunk_pixels: int = 1 << 20  # pixel budget of an automatic chunk
-    tile_size: int = 2048  # frames with a side above this go in tiles (1080p whole: ~0.8 GB)
+    tile_size: int = 2048  # frames with a side above this go in tiles
     tile_overlap: int = 128  # pixels shared by neighbouring tiles, blended linearly
     # Frames over which the output's global colour may drift from the atlas's; faster changes
     # (the filter's own per-frame jitter) are removed. 0 or 1: off.
     global_window: int = 9
-    # "float32" | "float16" | "bfloat16". The half types are for GPUs: measured on the CPU (same
-    # numerics, bench/half_precision.py), float16 changed the output by 74 dB PSNR, bfloat16 by
-    # 56 dB, the PSNR to the clean clip by at most 0.03 dB; but there they run 20-45x slower,
-    # so they are refused.
+    # "float32" | "float16" | "bfloat16". The half types are for GPUs: they change the output
+    # very little but run far slower on the CPU, so they are refused there (figures:
+    # bench/README.md, "Half precision on the CPU").
     dtype: str = "float32"
     # Faithful colour: the correction is measured where the atlas is right (atlas confidence),
     # applied as a smooth field where it is wrong, and only its fast part is kept (the scene's
