@@ -41,6 +41,21 @@ class StageProgress:
         return report
 
 
+class ProgressCounter:
+    """Steps done out of a known total, reported to an optional `ProgressFn` at every call
+    (`counter(n)` adds n steps; `counter(0)` only reports, which lets a callback cancel between
+    steps). The count shown never passes the total."""
+
+    def __init__(self, total: int, on_progress: ProgressFn | None):
+        self.total, self.done = total, 0
+        self._on_progress = on_progress
+
+    def __call__(self, steps: int = 1) -> None:
+        self.done += steps
+        if self._on_progress is not None:
+            self._on_progress(min(self.done, self.total), self.total)
+
+
 LOG_INTERVAL = 5.0  # seconds between lines when the stream is a log, not a terminal
 TERMINAL_INTERVAL = 0.2  # seconds between redraws of the bar on a terminal
 BAR_WIDTH = 30

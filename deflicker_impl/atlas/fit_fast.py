@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
-from ..progress import ProgressFn
+from ..progress import ProgressCounter, ProgressFn
 from ..timing import phase
 from .config import AtlasConfig
 from .coords import frame_coordinates
@@ -148,13 +148,7 @@ def fit_texture_atlas(
     h, w = fit_size(full_h, full_w, config.fit_long_side)
     iterations = config.resolved_iterations()
     total_steps = iterations + num + config.backprojection_steps * num
-    done = 0
-
-    def tick(n: int = 1):
-        nonlocal done
-        done += n
-        if on_progress is not None:
-            on_progress(min(done, total_steps), total_steps)
+    tick = ProgressCounter(total_steps, on_progress)
 
     with phase("downscale"):
         small = F.interpolate(to_nchw(frames), size=(h, w), mode="area") \

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
-from ..progress import ProgressFn
+from ..progress import ProgressCounter, ProgressFn
 from .config import AtlasConfig
 from .coords import frame_coordinates
 from .fit_fast import atlas_bounds, charbonnier, fit_size, similarity_chain
@@ -140,13 +140,7 @@ def fit_layered_atlas(
     h, w = fit_size(full_h, full_w, config.fit_long_side)
     iterations = config.resolved_iterations()
     total_steps = iterations + 2 * num + config.backprojection_steps * num
-    done = 0
-
-    def tick(n: int = 1):
-        nonlocal done
-        done += n
-        if on_progress is not None:
-            on_progress(min(done, total_steps), total_steps)
+    tick = ProgressCounter(total_steps, on_progress)
 
     resize = (h, w) != (full_h, full_w)
     small = F.interpolate(to_nchw(frames), size=(h, w), mode="area") if resize \
