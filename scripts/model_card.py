@@ -28,10 +28,9 @@ def _json(meta: dict, key: str, default=None):
         return meta.get(key, default)
 
 
-def _filter_parts(meta: dict) -> tuple[list[str], list[str], list[str], list[str]]:
+def _filter_parts(meta: dict, data: dict, val: dict,
+                  val_set: dict) -> tuple[list[str], list[str], list[str], list[str]]:
     """(title and description, training rows, data rows, validation) of the filter's card."""
-    data, val = _json(meta, "data", {}), _json(meta, "validation", {})
-    val_set = _json(meta, "validation_set", {})
     intro = [
         "Neural filter weights",
         "NeuralFilterNet (deflicker_impl/filter/net.py): a U-Net at half resolution that predicts",
@@ -65,10 +64,9 @@ def _filter_parts(meta: dict) -> tuple[list[str], list[str], list[str], list[str
     return intro, training, data_rows, validation
 
 
-def _refine_parts(meta: dict) -> tuple[list[str], list[str], list[str], list[str]]:
+def _refine_parts(meta: dict, data: dict, val: dict,
+                  val_set: dict) -> tuple[list[str], list[str], list[str], list[str]]:
     """(title and description, training rows, data rows, validation) of the refinement's card."""
-    data, val = _json(meta, "data", {}), _json(meta, "validation", {})
-    val_set = _json(meta, "validation_set", {})
     intro = [
         "Local refinement weights",
         "LocalRefineNet (deflicker_impl/refine/net.py): a small recurrent net (strided convs,",
@@ -116,7 +114,8 @@ STAGES = {"filter": (FILTER_KIND, _filter_parts), "refine": (REFINE_KIND, _refin
 def model_card(stage: str, path: Path) -> str:
     kind, parts = STAGES[stage]
     meta = read_weights_metadata(path, kind=kind)
-    (title, *description), training, data_rows, validation = parts(meta)
+    recorded = (_json(meta, key, {}) for key in ("data", "validation", "validation_set"))
+    (title, *description), training, data_rows, validation = parts(meta, *recorded)
     wall = float(_json(meta, "wall_time_s", 0.0))
     lines = [
         f"# {title}: `{path.name}`",
