@@ -56,7 +56,7 @@ class LineFit:
         return {"loss": loss}
 
     def evaluate(self, net):
-        return {"w": round(float(net.weight), 4)}
+        return {"w": round(float(net.weight.detach()), 4)}
 
     def export_metadata(self):
         return {}
