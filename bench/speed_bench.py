@@ -40,8 +40,8 @@ from pathlib import Path
 
 import torch
 
-from deflicker_impl.metrics import compute_warp_reference, psnr, warping_error
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.metrics import compute_warp_reference, psnr, warping_error
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.video_io import read_clip, write_clip
 
 from .datasets import CLEAN_CLIPS, build_inputs, load_clip

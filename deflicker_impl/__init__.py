@@ -1,8 +1,11 @@
 """Neural Atlas Deflicker: blind video deflickering in pure PyTorch.
 
-Stages (Lei et al., CVPR 2023, re-implemented): a flawed neural atlas per clip (`fit_atlas`),
-a neural filter that takes structure from the frame and colour from the atlas, and a recurrent
-local refinement. This package never imports ComfyUI; `nodes/` adapts it.
+Stages (Lei et al., CVPR 2023, re-implemented), one package each: a flawed neural atlas per clip
+(`atlas/`: `fit_clip_atlas`, `AtlasConfig`), a neural filter that takes structure from the frame
+and colour from the atlas (`filter/`: `apply_neural_filter`, `FilterConfig`), and a recurrent
+local refinement (`refine/`: `apply_local_refine`, `RefineConfig`); `run_pipeline` runs them in
+turn (`PipelineConfig`). This module is the public API; this package never imports ComfyUI,
+`nodes/` adapts it.
 """
 
 import os
@@ -40,9 +43,13 @@ from .atlas import (  # after the start-up interrupt handler, on purpose
     fit_clip_atlas,
     render_atlas_frames,
 )
-from .clip import prepare_clip
+from .clip import check_clip, prepare_clip
 from .errors import DeflickerCancelled, DeflickerInputError, WeightsError
+from .filter import FilterConfig, apply_neural_filter, load_neural_filter
 from .opencv import require_cv2
+from .pipeline import PipelineConfig, PipelineResult, run_pipeline
+from .progress import ProgressFn
+from .refine import RefineConfig, apply_local_refine, load_local_refine
 from .shots import ShotConfig, detect_scene_cuts
 
 # Fail at import (ComfyUI shows it as the pack's import error) with the fix, not at the first flow.
@@ -55,12 +62,23 @@ __all__ = [
     "ClipAtlas",
     "DeflickerCancelled",
     "DeflickerInputError",
+    "FilterConfig",
     "NeuralAtlas",
+    "PipelineConfig",
+    "PipelineResult",
+    "ProgressFn",
+    "RefineConfig",
     "ShotConfig",
     "WeightsError",
+    "apply_local_refine",
+    "apply_neural_filter",
+    "check_clip",
     "detect_scene_cuts",
     "fit_atlas",
     "fit_clip_atlas",
+    "load_local_refine",
+    "load_neural_filter",
     "prepare_clip",
     "render_atlas_frames",
+    "run_pipeline",
 ]

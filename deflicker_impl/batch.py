@@ -359,8 +359,8 @@ def process_clip(job: ClipJob, settings: BatchSettings) -> dict:
     Failures of the clip (corrupt, unreadable, too large, anything raised while processing it)
     come back as a report with status "failed" and the error; only an interruption propagates.
     """
+    from .evaluation.report import measure
     from .pipeline import run_pipeline
-    from .report import measure
     from .video_io import read_clip
 
     start = time.perf_counter()

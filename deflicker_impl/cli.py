@@ -13,8 +13,7 @@ from dataclasses import replace
 from .atlas import PRESETS, AtlasConfig
 from .batch import OUTPUT_FORMATS, run_batch_command
 from .errors import DeflickerInputError
-from .local_refine import RefineConfig
-from .neural_filter import FilterConfig
+from .filter.apply import FilterConfig
 from .output_safety import (
     OutputTransaction,
     add_safety_options,
@@ -30,6 +29,7 @@ from .pipeline import (
 )
 from .preflight import check_deflicker_job, check_range
 from .progress import TerminalProgress
+from .refine.apply import RefineConfig
 from .shots import ShotConfig
 from .streaming import analyse_clip, stream_frames_held, stream_pipeline, streaming_unsupported
 from .threads import ENV_VAR as THREADS_ENV_VAR
@@ -260,7 +260,7 @@ def _foreground_masks(args: argparse.Namespace):
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
-    from .metrics import compute_warp_reference, flicker_index, psnr, warping_error
+    from .evaluation.metrics import compute_warp_reference, flicker_index, psnr, warping_error
 
     _use_threads(args)
     clip = _read_input(args.input, args).frames
@@ -282,9 +282,9 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_frames
-    from .plots import metrics_plot
-    from .report import measure
+    from .evaluation.compare import compare_frames
+    from .evaluation.plots import metrics_plot
+    from .evaluation.report import measure
     from .video_io import probe_clip
 
     frames = probe_clip(args.before).frames
@@ -309,7 +309,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_flicker(args: argparse.Namespace) -> int:
-    from .synthetic import add_synthetic_flicker
+    from .evaluation.synthetic import add_synthetic_flicker
     from .video_io import probe_clip
 
     check_range("--window", args.window, 1, None, " frames")

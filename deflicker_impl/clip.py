@@ -27,37 +27,10 @@ def prepare_clip(frames: torch.Tensor, name: str = "frames", min_frames: int = 1
     batches, bool, complex and meta tensors are refused because they would silently poison the
     atlas fit.
     """
-    if not isinstance(frames, torch.Tensor):
-        raise DeflickerInputError(
-            f"{name} must be a torch tensor [T,H,W,3], got {type(frames).__name__}."
-        )
-    if frames.ndim == 3 and frames.shape[-1] in (1, 3, 4):
+    if isinstance(frames, torch.Tensor) and frames.ndim == 3 and frames.shape[-1] in (1, 3, 4):
         frames = frames.unsqueeze(0)
-    if frames.ndim != 4:
-        raise DeflickerInputError(
-            f"{name} must have shape [frames, height, width, channels], got {tuple(frames.shape)}."
-        )
-    t, h, w, c = frames.shape
-    if t < min_frames:
-        raise DeflickerInputError(
-            f"{name} has {t} frames; at least {min_frames} needed. Check that the video loaded "
-            "(an empty batch usually means the loader found no frames)."
-        )
-    if h < 1 or w < 1:
-        raise DeflickerInputError(f"{name} has an empty frame size {h}x{w}.")
-    if c not in (1, 3, 4):
-        raise DeflickerInputError(
-            f"{name} has {c} channels; expected 3 (RGB), 4 (RGBA) or 1 (grayscale). A channel "
-            "count like this usually means the tensor is [T,C,H,W]: permute it to [T,H,W,C]."
-        )
-    if frames.device.type == "meta" or frames.layout != torch.strided:
-        raise DeflickerInputError(
-            f"{name} is a {frames.device.type if frames.device.type == 'meta' else 'sparse'} "
-            "tensor without pixel data; pass a dense tensor on the CPU or a GPU.")
-    if frames.dtype == torch.bool or frames.dtype.is_complex:
-        raise DeflickerInputError(
-            f"{name} has dtype {frames.dtype}; a clip is float32 in 0..1 (or uint8 in 0..255). "
-            "Convert it first, e.g. frames.float() for a 0/1 mask-like clip.")
+    check_clip(frames, name, min_frames)
+    t, _, _, c = frames.shape
     if not frames.dtype.is_floating_point:
         low, high = int(frames.min()), int(frames.max())
         if low < 0 or high > 255:
@@ -95,6 +68,45 @@ def prepare_clip(frames: torch.Tensor, name: str = "frames", min_frames: int = 1
     if low < 0.0 or high > 1.0:
         return frames.clamp(0.0, 1.0).contiguous()
     return frames if frames.is_contiguous() else frames.contiguous()
+
+
+def check_clip(frames: torch.Tensor, name: str = "frames", min_frames: int = 1) -> None:
+    """Check that `frames` is a clip [T,H,W,C] with C = 1, 3 or 4 and pixel data, float or
+    8-bit; raise a DeflickerInputError that says what is wrong otherwise.
+
+    Nothing is read or copied: the values are checked where they are converted (`prepare_clip`
+    at the library boundary, `tiling.chunk_as_batch` chunk by chunk in the network stages).
+    """
+    if not isinstance(frames, torch.Tensor):
+        raise DeflickerInputError(
+            f"{name} must be a torch tensor [T,H,W,3], got {type(frames).__name__}."
+        )
+    if frames.ndim != 4:
+        raise DeflickerInputError(
+            f"{name} must have shape [frames, height, width, 3], got {tuple(frames.shape)}."
+        )
+    t, h, w, c = frames.shape
+    if t < min_frames:
+        raise DeflickerInputError(
+            f"{name} has {t} frames; at least {min_frames} needed. Check that the video loaded "
+            "(an empty batch usually means the loader found no frames)."
+        )
+    if h < 1 or w < 1:
+        raise DeflickerInputError(f"{name} has an empty frame size {h}x{w}.")
+    if c not in (1, 3, 4):
+        raise DeflickerInputError(
+            f"{name} has {c} channels; expected 3 (RGB), 4 (RGBA) or 1 (grayscale). A channel "
+            "count like this usually means the tensor is [T,C,H,W]: it must be permuted to "
+            "[T,H,W,C]."
+        )
+    if frames.device.type == "meta" or frames.layout != torch.strided:
+        raise DeflickerInputError(
+            f"{name} is a {frames.device.type if frames.device.type == 'meta' else 'sparse'} "
+            "tensor without pixel data; pass a dense tensor on the CPU or a GPU.")
+    if frames.dtype == torch.bool or frames.dtype.is_complex:
+        raise DeflickerInputError(
+            f"{name} has dtype {frames.dtype}; a clip is float32 in 0..1 (or uint8 in 0..255). "
+            "Convert it first, e.g. frames.float() for a 0/1 mask-like clip.")
 
 
 def to_nchw(frames: torch.Tensor) -> torch.Tensor:

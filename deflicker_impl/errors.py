@@ -13,4 +13,7 @@ class WeightsError(DeflickerInputError):
 
 
 class DeflickerCancelled(RuntimeError):
-    """Raised by a progress callback to stop a long computation (the CLI maps Ctrl-C to it)."""
+    """What a caller's progress callback may raise to stop a long computation; the library lets
+    it through unchanged. The batch takes it (in a clip) as a stop of the whole batch, not as a
+    failed clip. Ctrl-C is not turned into it: in the CLI it stays Python's KeyboardInterrupt,
+    which `cli.main` reports in one line with exit code 130."""

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from .atlas.confidence import AtlasConfidence, coarse_frames
 from .colour_fields import SmoothColourField, fit_smooth_colour_field
 from .errors import DeflickerInputError
-from .global_stability import temporal_median
+from .temporal import temporal_median
 
 MIN_GAIN = 0.05
 

@@ -24,10 +24,10 @@ from .atlas.confidence import AtlasConfidence, atlas_confidence
 from .clip import prepare_clip
 from .device import resolve_device
 from .errors import DeflickerInputError
-from .local_refine import RefineConfig, apply_local_refine
-from .neural_filter import FilterConfig, apply_neural_filter
+from .filter.apply import FilterConfig, apply_neural_filter
 from .preflight import check_pipeline_config, load_stage_networks
 from .progress import ProgressFn, StageProgress
+from .refine.apply import RefineConfig, apply_local_refine
 from .shots import ShotConfig
 from .threads import ThreadChoice, as_choice
 from .timing import phase

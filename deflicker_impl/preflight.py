@@ -100,9 +100,9 @@ def check_pipeline_config(config: PipelineConfig) -> None:
 def load_stage_networks(config: PipelineConfig) -> None:
     """Load the weights of every network stage that will run (cached for the run itself), so a
     missing, damaged or mismatched file fails before the fit, naming the file."""
-    from .local_refine import load_local_refine
-    from .neural_filter import load_neural_filter
+    from .filter.apply import load_neural_filter
     from .pipeline import STAGES
+    from .refine.apply import load_local_refine
 
     stages = STAGES[: STAGES.index(config.stop_after) + 1]
     if "filter" in stages:
@@ -207,7 +207,7 @@ def estimate_stream_peak_bytes(info: ClipInfo, config: PipelineConfig,
     filter's and the refinement's temporaries (two float copies of a render chunk, eight of a
     filter chunk, REFINE_WORKING_FRAMES), plus WORKING_BYTES."""
     from .atlas.neural_atlas import render_chunk_frames
-    from .neural_filter import filter_chunk_frames
+    from .filter.apply import filter_chunk_frames
     from .streaming import stream_frames_held
 
     hw = (info.height, info.width)

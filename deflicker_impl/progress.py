@@ -1,9 +1,10 @@
 """Progress reporting across stages.
 
-Every long function in the library takes `on_progress(done, total)`; it may raise (ComfyUI's
-interrupt, the CLI's Ctrl-C) to cancel. `StageProgress` maps each stage's own counts onto one
-overall 0..1000 scale, so a single progress bar covers the whole pipeline. `TerminalProgress`
-is the one progress display of the command line (CLI and batch).
+Every long function in the library takes `on_progress(done, total)` (a `ProgressFn`, the one
+progress type of the package); it may raise (ComfyUI's interrupt, `DeflickerCancelled`) to
+cancel, and the exception comes out of the library unchanged. `StageProgress` maps each
+stage's own counts onto one overall 0..1000 scale, so a single progress bar covers the whole
+pipeline. `TerminalProgress` is the one progress display of the command line (CLI and batch).
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ class StageProgress:
                 self._on_progress(min(SCALE, round(frac * SCALE)), SCALE)
 
         return report
+
+
+class ProgressCounter:
+    """Steps done out of a known total, reported to an optional `ProgressFn` at every call
+    (`counter(n)` adds n steps; `counter(0)` only reports, which lets a callback cancel between
+    steps). The count shown never passes the total."""
+
+    def __init__(self, total: int, on_progress: ProgressFn | None):
+        self.total, self.done = total, 0
+        self._on_progress = on_progress
+
+    def __call__(self, steps: int = 1) -> None:
+        self.done += steps
+        if self._on_progress is not None:
+            self._on_progress(min(self.done, self.total), self.total)
 
 
 LOG_INTERVAL = 5.0  # seconds between lines when the stream is a log, not a terminal

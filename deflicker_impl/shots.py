@@ -19,13 +19,13 @@ cuts and are not reported.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .clip import to_nchw
+from .progress import ProgressFn
 
 THUMB = 64  # thumbnail side: enough to tell scenes apart, blind to noise and fine detail
 SEARCH = 4  # thumbnail pixels of shift searched (6% of the frame): motion is not a cut
@@ -109,7 +109,7 @@ def differences_from_maps(maps: torch.Tensor, rms: torch.Tensor
 def detect_scene_cuts(
     frames: torch.Tensor,
     sensitivity: float = 0.5,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> list[int]:
     """Shot start frames of a clip [T,H,W,3] in 0..1 -> sorted list, always starting with 0.
 

@@ -48,17 +48,13 @@ from .atlas.clip_atlas import (
 from .atlas.neural_atlas import render_as, render_chunk_frames
 from .device import resolve_device
 from .errors import DeflickerInputError
-from .global_stability import (
-    apply_log_gains,
-    bounded_change_log_gains,
-    frame_means,
-    global_colour_log_gains,
-)
-from .local_refine import RefineStepper, load_local_refine
-from .neural_filter import filter_chunk, filter_chunk_frames, load_neural_filter
+from .filter.apply import filter_chunk, filter_chunk_frames, load_neural_filter
+from .filter.global_colour import global_colour_log_gains
 from .pipeline import INTERMEDIATE_DTYPES, STAGES, PipelineConfig
 from .preflight import check_pipeline_config, load_stage_networks
 from .progress import ProgressFn
+from .refine.apply import RefineStepper, load_local_refine
+from .refine.global_bound import bounded_change_log_gains
 from .shots import (
     FLAT,
     ShotConfig,
@@ -67,6 +63,7 @@ from .shots import (
     shot_ranges,
     structure_maps,
 )
+from .temporal import apply_log_gains, frame_means
 
 FrameSink = Callable[[torch.Tensor], None]  # receives finished frames [n,H,W,3] in order
 PAIRS_PER_BLOCK = 32  # frame pairs compared at a time by the cut detection (as shots.py does)

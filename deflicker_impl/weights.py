@@ -33,6 +33,19 @@ def default_weights_path(name: str) -> Path:
     return REPO_ROOT / "weights" / name
 
 
+def resolve_weights_path(weights_path: str | os.PathLike | None, shipped_name: str) -> Path:
+    """The weights file a stage's config names: `weights_path`, or the shipped file
+    `shipped_name` when it is None or empty."""
+    if weights_path is None or str(weights_path) == "":
+        return default_weights_path(shipped_name)
+    return Path(weights_path)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of a network (model cards, training logs)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def save_weights(
     path: str | os.PathLike,
     model: nn.Module,

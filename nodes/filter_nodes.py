@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..deflicker_impl.atlas.confidence import confidence_from_mask
-from ..deflicker_impl.neural_filter import DEFAULT_WEIGHTS_NAME, FilterConfig, apply_neural_filter
+from ..deflicker_impl.filter.apply import DEFAULT_WEIGHTS_NAME, FilterConfig, apply_neural_filter
 from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import (
     CATEGORY,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..deflicker_impl.atlas.confidence import describe_confidence
-from ..deflicker_impl.compare import LAYOUTS, compare_frames
-from ..deflicker_impl.plots import metrics_plot
-from ..deflicker_impl.report import FLOW_SOURCES, measure
+from ..deflicker_impl.evaluation.compare import LAYOUTS, compare_frames
+from ..deflicker_impl.evaluation.plots import metrics_plot
+from ..deflicker_impl.evaluation.report import FLOW_SOURCES, measure
 from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import CATEGORY, finish, preview_images, progress_callback
 

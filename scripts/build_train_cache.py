@@ -1,6 +1,6 @@
 """Decode the filter's training images (and frames of clean clips) once into one cache file.
 
-    .venv/bin/python scripts/build_train_cache.py \
+    .venv/bin/python -m scripts.build_train_cache \
         --images ../shared/data/coco128/images \
         --videos ../shared/clips/sam2/*.mp4 ../shared/clips/blindconsistency/old_man.mp4 \
         --out .traincache/filter_data.safetensors
@@ -20,8 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deflicker_impl.train.image_bank import ImageBank, resize_max_side
 

@@ -2,22 +2,20 @@
 the template browser's thumbnails of the example workflows (example_workflows/<name>.jpg).
 
     bash scripts/demo.sh                                  # writes out/demo/demo_deflickered.mp4
-    .venv/bin/python scripts/make_compare_figures.py
+    .venv/bin/python -m scripts.make_compare_figures
     # -> bench/figures/demo_metrics.png and bench/figures/demo_compare.jpg
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from deflicker_impl.compare import compare_frames
-from deflicker_impl.plots import metrics_plot
-from deflicker_impl.report import measure
+from deflicker_impl.evaluation.compare import compare_frames
+from deflicker_impl.evaluation.plots import metrics_plot
+from deflicker_impl.evaluation.report import measure
 from deflicker_impl.video_io import read_clip, write_clip
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FRAMES = (9, 10)  # two neighbouring frames: the input's colour jumps between them
 

@@ -7,16 +7,14 @@ pack's seeded synthetic flicker (window 1, seed 0).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from deflicker_impl.synthetic import add_synthetic_flicker
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.video_io import read_clip, write_clip
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:

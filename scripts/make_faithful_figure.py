@@ -1,6 +1,6 @@
 """Before/after frames of a generated clip with atlas colour and with faithful colour (README).
 
-    .venv/bin/python scripts/make_faithful_figure.py [--clip wan_turn] [--out bench/figures/...]
+    .venv/bin/python -m scripts.make_faithful_figure [--clip wan_turn] [--out bench/figures/...]
 
 Rows: the flickered input (W = 3), atlas colour (the default), faithful colour, the clean clip,
 and the atlas confidence preview; columns: first, middle and last frame.
@@ -9,19 +9,17 @@ and the atlas confidence preview; columns: first, middle and last frame.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # as the other scripts: run from anywhere
-
 from bench.generative_data import SPLITS, load_generated_clip
 from deflicker_impl.atlas.confidence import confidence_heatmap
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.pipeline import PipelineConfig, run_pipeline
-from deflicker_impl.synthetic import add_synthetic_flicker
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> Path:

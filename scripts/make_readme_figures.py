@@ -1,6 +1,6 @@
 """README figure: frames of the bundled demo clip before and after deflickering, side by side.
 
-    .venv/bin/python scripts/make_readme_figures.py   # writes bench/figures/demo_before_after.png
+    .venv/bin/python -m scripts.make_readme_figures   # writes bench/figures/demo_before_after.png
 
 Rows: input, atlas reconstruction (steady colour, flawed structure), final output. Columns:
 frames 0, 8, 16, 24 (flicker changes every frame, so neighbouring columns show it).
@@ -8,16 +8,14 @@ frames 0, 8, 16, 24 (flicker changes every frame, so neighbouring columns show i
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from deflicker_impl.pipeline import PipelineConfig, run_pipeline
 from deflicker_impl.video_io import read_clip, write_clip
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FRAMES = (0, 8, 16, 24)
 

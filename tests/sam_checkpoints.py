@@ -13,10 +13,10 @@ import torch
 
 
 def tiny_sam_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    from segment_anything.build_sam import _build_sam
+    from deflicker_impl.sam.checkpoint import SamArchitecture, build_sam
 
     torch.manual_seed(seed)
-    return _build_sam(32, 2, 2, [1]).state_dict()
+    return build_sam(SamArchitecture("custom", 32, 2, 2, (1,))).state_dict()
 
 
 def tiny_sam_checkpoint(path: Path, seed: int = 0) -> Path:

@@ -22,7 +22,7 @@ from synthetic_clips import global_gain_flicker, panning_clip
 from deflicker_impl import batch
 from deflicker_impl.atlas import AtlasConfig
 from deflicker_impl.cli import main as cli_main
-from deflicker_impl.metrics import flicker_index
+from deflicker_impl.evaluation.metrics import flicker_index
 from deflicker_impl.output_safety import OutputTransaction, output_target
 from deflicker_impl.pipeline import PipelineConfig
 from deflicker_impl.preflight import GIB, estimate_peak_bytes

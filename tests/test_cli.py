@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from synthetic_clips import global_gain_flicker, moving_object_clip, panning_clip
 
-from deflicker_impl.metrics import flicker_index
+from deflicker_impl.evaluation.metrics import flicker_index
 from deflicker_impl.video_io import read_clip, write_clip
 
 ROOT = Path(__file__).resolve().parent.parent

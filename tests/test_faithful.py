@@ -23,14 +23,18 @@ from deflicker_impl.atlas.confidence import (
 )
 from deflicker_impl.colour_fields import fit_smooth_colour_field
 from deflicker_impl.errors import DeflickerInputError
+from deflicker_impl.evaluation.metrics import psnr
+from deflicker_impl.evaluation.synthetic import (
+    add_chunk_seam,
+    add_light_event,
+    add_synthetic_flicker,
+)
+from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
 from deflicker_impl.flicker_field import FlickerFieldConfig, keep_scene_light
-from deflicker_impl.global_stability import temporal_median
-from deflicker_impl.local_refine import RefineConfig
-from deflicker_impl.metrics import psnr
-from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter
 from deflicker_impl.pipeline import PipelineConfig, run_pipeline
+from deflicker_impl.refine.apply import RefineConfig
 from deflicker_impl.shots import ShotConfig
-from deflicker_impl.synthetic import add_chunk_seam, add_light_event, add_synthetic_flicker
+from deflicker_impl.temporal import temporal_median
 from tests.synthetic_clips import panning_clip, smooth_texture
 
 T, H, W = 24, 64, 96

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,8 +34,7 @@ def test_user_sections_are_there():
 
 @pytest.mark.comfy
 def test_node_reference_matches_the_nodes(comfy):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import node_reference
+    from scripts import node_reference
 
     comfy.require_pack()
     expected = node_reference.reference_markdown()

@@ -8,19 +8,14 @@ from synthetic_clips import panning_clip
 
 from deflicker_impl.atlas import AtlasConfig
 from deflicker_impl.errors import DeflickerInputError
-from deflicker_impl.metrics import psnr
+from deflicker_impl.evaluation.metrics import psnr
 from deflicker_impl.pipeline import PipelineConfig, run_pipeline
 from deflicker_impl.shots import ShotConfig
 
 QUICK = AtlasConfig(iterations=30, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread, see conftest.py
 
 
 def run(frames, stop_after="filter", **kwargs):
@@ -113,8 +108,8 @@ def test_bad_segment_settings_are_refused():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_pipeline_matches_the_cpu_one():
-    from deflicker_impl.local_refine import RefineConfig
-    from deflicker_impl.neural_filter import FilterConfig
+    from deflicker_impl.filter.apply import FilterConfig
+    from deflicker_impl.refine.apply import RefineConfig
 
     clip = torch.cat([panning_clip(6, 64, 80, seed=50, detail=16),
                       panning_clip(5, 64, 80, seed=51, detail=16)])

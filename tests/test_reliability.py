@@ -1,4 +1,4 @@
-"""Issue 16: a user's files are never overwritten or mixed, everything checkable fails before the
+"""Reliability: a user's files are never overwritten or mixed, everything checkable fails before the
 work, reading is honest, networks' output is checked, Ctrl-C always exits 130 with one line.
 
 The README's table "What happens when ..." lists these cases; each is specified here.
@@ -24,8 +24,8 @@ from deflicker_impl import output_safety
 from deflicker_impl.clip import prepare_clip
 from deflicker_impl.device import resolve_device
 from deflicker_impl.errors import DeflickerInputError, WeightsError
-from deflicker_impl.filter_net import FilterNetConfig, build_neural_filter
-from deflicker_impl.neural_filter import FilterConfig, apply_neural_filter, load_neural_filter
+from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter, load_neural_filter
+from deflicker_impl.filter.net import FilterNetConfig, build_neural_filter
 from deflicker_impl.output_safety import OutputTransaction, interrupt_message, plan_outputs
 from deflicker_impl.preflight import GIB, WORKING_BYTES, check_memory, estimate_peak_bytes
 from deflicker_impl.video_io import ClipInfo, ClipWriter, probe_clip, read_clip, write_clip

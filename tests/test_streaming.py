@@ -23,7 +23,7 @@ import torch
 from synthetic_clips import global_gain_flicker, panning_clip
 
 from deflicker_impl.errors import DeflickerInputError
-from deflicker_impl.neural_filter import FilterConfig
+from deflicker_impl.filter.apply import FilterConfig
 from deflicker_impl.pipeline import PipelineConfig, run_pipeline
 from deflicker_impl.preflight import GIB, check_stream_memory, estimate_stream_peak_bytes
 from deflicker_impl.shots import ShotConfig, detect_scene_cuts

@@ -17,7 +17,6 @@ follow that line.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from ..clip import prepare_clip
 from ..errors import DeflickerInputError
+from ..progress import ProgressFn
 from ..shots import ShotConfig, detect_scene_cuts, shot_ranges
 from ..timing import phase
 from .config import AtlasConfig
@@ -32,7 +32,6 @@ from .fit import fit_atlas
 from .masks import prepare_masks
 from .neural_atlas import NeuralAtlas
 
-ProgressFn = Callable[[int, int], None]
 MATCH_SIDE = 64  # long side at which overlaps are rendered to measure their colour
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
 
 from ..clip import prepare_clip
 from ..device import resolve_device
 from ..errors import DeflickerInputError
+from ..progress import ProgressFn
 from .config import PRESETS, AtlasConfig
 from .masks import mask_coverage_problem, prepare_masks
 from .neural_atlas import NeuralAtlas
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def fit_atlas(
     frames: torch.Tensor,
     config: AtlasConfig | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
     masks: torch.Tensor | None = None,
 ) -> NeuralAtlas:
     """Fit a neural atlas to a clip [T,H,W,C] (C = 1, 3 or 4; values 0..1).

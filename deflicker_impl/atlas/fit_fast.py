@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
+from ..progress import ProgressCounter, ProgressFn
 from ..timing import phase
 from .config import AtlasConfig
 from .coords import frame_coordinates
@@ -38,8 +38,6 @@ from .texture_atlas import (
     texel_grid_size,
 )
 
-ProgressFn = Callable[[int, int], None]
-
 
 def fit_size(h: int, w: int, long_side: int) -> tuple[int, int]:
     """Fitting resolution: the long side at most `long_side`, never upscaled, aspect kept."""
@@ -47,7 +45,7 @@ def fit_size(h: int, w: int, long_side: int) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def _similarity_chain(flows, masks, h: int, w: int, seed: int) -> tuple[torch.Tensor, ...]:
+def similarity_chain(flows, masks, h: int, w: int, seed: int) -> tuple[torch.Tensor, ...]:
     """Per-frame (scale, angle, shift) in atlas units, anchored at the middle frame.
 
     flows[t] [h,w,2] maps frame t to t+1 (fit pixels). A similarity from frame t+1 to frame t is
@@ -103,7 +101,7 @@ def _similarity_chain(flows, masks, h: int, w: int, seed: int) -> tuple[torch.Te
             torch.tensor(shift, dtype=torch.float32))
 
 
-def _atlas_bounds(mapping: DeformationMapping, h: int, w: int, margin: float = 0.05):
+def atlas_bounds(mapping: DeformationMapping, h: int, w: int, margin: float = 0.05):
     q = frame_coordinates(h, w)
     edge = torch.cat((q[0], q[-1], q[:, 0], q[:, -1]))  # frame border points
     frames = torch.arange(mapping.shift.shape[0])
@@ -135,7 +133,7 @@ class TextureAtlasModel:
         return to_nhwc(self.texture.texture.detach().clamp(0, 1)).cpu()
 
 
-def _charbonnier(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+def charbonnier(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return torch.sqrt(x * x + eps * eps)
 
 
@@ -150,13 +148,7 @@ def fit_texture_atlas(
     h, w = fit_size(full_h, full_w, config.fit_long_side)
     iterations = config.resolved_iterations()
     total_steps = iterations + num + config.backprojection_steps * num
-    done = 0
-
-    def tick(n: int = 1):
-        nonlocal done
-        done += n
-        if on_progress is not None:
-            on_progress(min(done, total_steps), total_steps)
+    tick = ProgressCounter(total_steps, on_progress)
 
     with phase("downscale"):
         small = F.interpolate(to_nchw(frames), size=(h, w), mode="area") \
@@ -179,8 +171,8 @@ def fit_texture_atlas(
     mapping = DeformationMapping(num, grid_hw, (h, w))
     if num > 1:
         with phase("similarity chain"):
-            mapping.set_similarities(*_similarity_chain(flows, masks, h, w, config.seed))
-    bounds = _atlas_bounds(mapping, h, w)
+            mapping.set_similarities(*similarity_chain(flows, masks, h, w, config.seed))
+    bounds = atlas_bounds(mapping, h, w)
     texels_per_unit = long_side / 2.0  # one texel per fit pixel
     tex_shape = texel_grid_size(bounds, texels_per_unit)
     q = frame_coordinates(h, w)
@@ -225,13 +217,13 @@ def fit_texture_atlas(
             optim.zero_grad()
             a = mapping(frames_idx, q_flat[pix].expand(num, -1, -1))  # [T,P,2]
             recon = texture(a.unsqueeze(1))  # [T,3,1,P]
-            colour = _charbonnier(recon[:, :, 0] - targets.take(pix)).mean()
+            colour = charbonnier(recon[:, :, 0] - targets.take(pix)).mean()
             loss = colour
             flow_term = torch.zeros(())
             if num > 1:
                 a_next = mapping(src_idx + 1, successors.take(pix))
                 d = (a[:-1] - a_next) * pix_scale
-                flow_term = (_charbonnier(d, 0.05).sum(-1) * flow_masks.take(pix)).mean()
+                flow_term = (charbonnier(d, 0.05).sum(-1) * flow_masks.take(pix)).mean()
                 loss = loss + config.flow_weight * flow_term
             smooth = mapping.smoothness() * pix_scale**2
             loss = loss + config.smooth_weight * 1e-3 * smooth

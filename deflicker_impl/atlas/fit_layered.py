@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..clip import to_nchw, to_nhwc
 from ..flow import flow_with_occlusion
+from ..progress import ProgressCounter, ProgressFn
 from .config import AtlasConfig
 from .coords import frame_coordinates
-from .fit_fast import _atlas_bounds, _charbonnier, _similarity_chain, fit_size
+from .fit_fast import atlas_bounds, charbonnier, fit_size, similarity_chain
 from .optim import Adam
 from .pixel_table import PixelTable
 from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
 
-ProgressFn = Callable[[int, int], None]
 LAYERS = ("foreground", "background")
 ALPHA_CLAMP = 0.02  # mask values are pulled into [c, 1-c] before the logit: finite start
 BACKPROJECTION_DAMPING = 0.5  # in texel-hits: a texel seen fully once has weight 1
@@ -141,13 +140,7 @@ def fit_layered_atlas(
     h, w = fit_size(full_h, full_w, config.fit_long_side)
     iterations = config.resolved_iterations()
     total_steps = iterations + 2 * num + config.backprojection_steps * num
-    done = 0
-
-    def tick(n: int = 1):
-        nonlocal done
-        done += n
-        if on_progress is not None:
-            on_progress(min(done, total_steps), total_steps)
+    tick = ProgressCounter(total_steps, on_progress)
 
     resize = (h, w) != (full_h, full_w)
     small = F.interpolate(to_nchw(frames), size=(h, w), mode="area") if resize \
@@ -178,14 +171,14 @@ def fit_layered_atlas(
             # Motion of a layer from its own pixels only, away from the object's edges.
             sure = (_erode((share > 0.5).float(), edge_px)[:, 0] > 0.5).float()
             chain_masks = [occ[t] * sure[t] for t in range(num - 1)]
-            mapping.set_similarities(*_similarity_chain(flows, chain_masks, h, w, config.seed))
+            mapping.set_similarities(*similarity_chain(flows, chain_masks, h, w, config.seed))
         if share is small_mask:
             covered = _dilate(share, edge_px)[:, 0] > 0.5
             with torch.no_grad():
                 a = mapping(all_frames, q.expand(num, -1, -1, -1))
             bounds = _bounds_of_points(a[covered] if covered.any() else a.reshape(-1, 2))
         else:
-            bounds = _atlas_bounds(mapping, h, w)
+            bounds = atlas_bounds(mapping, h, w)
         tex_shape = texel_grid_size(bounds, long_side / 2.0)
         blank = AtlasTexture(torch.zeros(1, 3, *tex_shape), bounds)
         with torch.no_grad():
@@ -232,8 +225,8 @@ def fit_layered_atlas(
         colours = [tex(a.unsqueeze(1))[:, :, 0] for tex, a in zip(textures, coords, strict=True)]
         alpha = sample_alpha(alpha_logits, fg_tex, coords[0].unsqueeze(1))[:, :, 0]  # [T,1,P]
         recon = alpha * colours[0] + (1 - alpha) * colours[1]
-        colour = _charbonnier(recon - targets.take(pix)).mean()
-        mask_term = _charbonnier(alpha - target_masks.take(pix)).mean()
+        colour = charbonnier(recon - targets.take(pix)).mean()
+        mask_term = charbonnier(alpha - target_masks.take(pix)).mean()
         loss = colour + mask_weight_at(config, it, iterations) * mask_term
         flow_term = torch.zeros((), device=device)
         if num > 1:
@@ -241,7 +234,7 @@ def fit_layered_atlas(
             nxt, reliable = successors.take(pix), flow_masks.take(pix)
             for mapping, a, wgt in zip(mappings, coords, weights, strict=True):
                 d = (a[:-1] - mapping(src_idx + 1, nxt)) * pix_scale
-                flow_term = flow_term + (_charbonnier(d, 0.05).sum(-1) * reliable
+                flow_term = flow_term + (charbonnier(d, 0.05).sum(-1) * reliable
                                          * wgt.detach()).mean()
             loss = loss + config.flow_weight * flow_term
         smooth = sum(m.smoothness() for m in mappings) * pix_scale**2

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
+from ..progress import ProgressFn
 from .config import AtlasConfig
 
 
@@ -43,7 +43,7 @@ def render_atlas_frames(
     atlas: NeuralAtlas,
     chunk: int = 0,
     device: torch.device | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Render every frame of the atlas at the clip's own size -> [T,H,W,3] on CPU.

@@ -32,6 +32,7 @@ CHECKPOINT_SOURCE = (
 # (embedding width, depth) of the published encoders.
 KNOWN_ENCODERS = {(768, 12): "vit_b", (1024, 24): "vit_l", (1280, 32): "vit_h"}
 IMAGE_SIZE, PATCH_SIZE, WINDOW_SIZE = 1024, 16, 14
+PROMPT_WIDTH = 256  # prompt encoder and mask decoder width of every published SAM
 _BLOCK_KEY = re.compile(r"^image_encoder\.blocks\.(\d+)\.")
 
 
@@ -132,15 +133,36 @@ def recognise_architecture(state: dict[str, torch.Tensor], name: str = "checkpoi
 
 
 def build_sam(arch: SamArchitecture) -> torch.nn.Module:
-    """An untrained SAM of this architecture (segment_anything's own builder)."""
+    """An untrained SAM of this architecture, in eval mode: segment_anything's registry for
+    the published kinds, else assembled from its public modules with the published design
+    around the recognised encoder (prompt width 256, a two-block decoder transformer)."""
     from segment_anything import sam_model_registry
 
     if arch.kind in sam_model_registry:
         return sam_model_registry[arch.kind](checkpoint=None)
-    from segment_anything.build_sam import _build_sam
+    from functools import partial
 
-    return _build_sam(arch.embed_dim, arch.depth, arch.num_heads,
-                      list(arch.global_attn_indexes), checkpoint=None)
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    grid = IMAGE_SIZE // PATCH_SIZE
+    encoder = ImageEncoderViT(
+        img_size=IMAGE_SIZE, patch_size=PATCH_SIZE, embed_dim=arch.embed_dim, depth=arch.depth,
+        num_heads=arch.num_heads, mlp_ratio=4, out_chans=PROMPT_WIDTH, qkv_bias=True,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
+        window_size=WINDOW_SIZE, global_attn_indexes=tuple(arch.global_attn_indexes))
+    prompts = PromptEncoder(embed_dim=PROMPT_WIDTH, image_embedding_size=(grid, grid),
+                            input_image_size=(IMAGE_SIZE, IMAGE_SIZE), mask_in_chans=16)
+    decoder_transformer = TwoWayTransformer(depth=2, embedding_dim=PROMPT_WIDTH, mlp_dim=2048,
+                                            num_heads=8)
+    decoder = MaskDecoder(transformer_dim=PROMPT_WIDTH, transformer=decoder_transformer,
+                          num_multimask_outputs=3, iou_head_depth=3, iou_head_hidden_dim=256)
+    return Sam(image_encoder=encoder, prompt_encoder=prompts, mask_decoder=decoder).eval()
 
 
 def load_sam(path: str | os.PathLike, device: str = "auto") -> SamModel:

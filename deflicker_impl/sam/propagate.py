@@ -12,7 +12,7 @@ be found again.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from ..clip import prepare_clip, to_nchw, to_nhwc
 from ..device import resolve_device
 from ..errors import DeflickerInputError
 from ..flow import compute_flow, warp_with_flow
+from ..progress import ProgressFn
 from .checkpoint import SamModel
 
 LOWRES = 256  # SAM's mask logits cover the padded 1024 x 1024 input at 256 x 256
@@ -99,7 +100,7 @@ def masks_from_prompts(
     positive_points: Sequence[Point] = (),
     negative_points: Sequence[Point] = (),
     box: tuple[float, float, float, float] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """Segment the prompted object in every frame -> MASK batch [T,H,W] float32 (0 or 1), CPU.

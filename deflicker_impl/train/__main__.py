@@ -1,12 +1,13 @@
 """python -m deflicker_impl.train <trainer> [options]
 
 Trainers:
-  filter   the neural filter (deflicker_impl/train/filter_training.py)
-  refine   the local refinement net (deflicker_impl/train/refine_training.py)
+  filter   the neural filter (deflicker_impl/train/filter.py)
+  refine   the local refinement net (deflicker_impl/train/refine.py)
 
-Adding a trainer (e.g. `refine` for the local refinement net): write
-deflicker_impl/train/<name>_training.py with `add_cli(subparsers)` that registers its subcommand
-and sets `run=<function(args) -> exit code>`, then add it to TRAINERS below.
+Both run the one loop of deflicker_impl/train/loop.py. Adding a trainer: write
+deflicker_impl/train/<name>.py with the stage's hooks (`loop.TrainingStage`) and
+`add_cli(subparsers)` that registers its subcommand and sets `run=<function(args) -> exit
+code>`, then add it to TRAINERS below.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import filter_training, refine_training
+from . import filter as filter_trainer
+from . import refine as refine_trainer
 
-TRAINERS = [filter_training, refine_training]
+TRAINERS = [filter_trainer, refine_trainer]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,7 +77,8 @@ class ImageBank:
         path = Path(path)
         if not path.is_file():
             raise DeflickerInputError(
-                f"Training cache {path} not found; build it with scripts/build_train_cache.py."
+                f"Training cache {path} not found; build it with "
+                "`python -m scripts.build_train_cache`."
             )
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             meta = handle.metadata() or {}

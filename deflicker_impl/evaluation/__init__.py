@@ -1,0 +1,1 @@
+"""Measuring deflickering: metrics, synthetic flicker, reports, plots and side-by-side views."""

@@ -1,0 +1,71 @@
+"""Shared temporal helpers: smoothing of per-frame values [T,C] along time, shot by shot.
+
+A temporal filter must never reach across a scene cut (`per_shot`); `frame_means` and
+`apply_log_gains` measure and change the global (per-frame, per-channel) colour of a clip
+without a float copy of it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def temporal_moving_average(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Centred moving average of x [T,C] over `window` frames, edges replicated."""
+    if window <= 1 or x.shape[0] < 2:
+        return x.clone()
+    half = window // 2
+    padded = F.pad(x.t()[None], (half, half), mode="replicate")  # [1,C,T+2h]
+    return F.avg_pool1d(padded, 2 * half + 1, stride=1)[0].t()
+
+
+def temporal_median(x: torch.Tensor, window: int, edges: str = "replicate") -> torch.Tensor:
+    """Centred running median of x [T,C] over `window` frames (odd).
+
+    edges "replicate" pads with copies of the first and last frames; "shrink" takes the median
+    of the frames that exist (near an end the window is cut short), so the ends are not pulled
+    towards their own values."""
+    half = window // 2
+    if half < 1 or x.shape[0] < 2:
+        return x.clone()
+    if edges == "shrink":
+        pad = torch.full((half, x.shape[1]), float("nan"), dtype=x.dtype, device=x.device)
+        return torch.cat([pad, x, pad]).unfold(0, 2 * half + 1, 1).nanmedian(dim=-1).values
+    if edges != "replicate":
+        raise ValueError(f"edges must be 'replicate' or 'shrink', got {edges!r}")
+    padded = torch.cat([x[:1].expand(half, -1), x, x[-1:].expand(half, -1)])
+    return padded.unfold(0, 2 * half + 1, 1).median(dim=-1).values
+
+
+def per_shot(x: torch.Tensor, shot_starts: list[int] | None,
+              smooth: Callable[[torch.Tensor], torch.Tensor], min_frames: int = 1) -> torch.Tensor:
+    """`smooth` applied to x [T,C] shot by shot (a temporal filter must not reach across a
+    cut); shots shorter than `min_frames` are kept as they are (too short to tell slow from
+    fast)."""
+    t = x.shape[0]
+    bounds = sorted(set(shot_starts or []) | {0, t})
+    out = x.clone()
+    for a, b in itertools.pairwise(bounds):
+        if b - a >= min_frames:
+            out[a:b] = smooth(x[a:b])
+    return out
+
+
+def frame_means(clip: torch.Tensor) -> torch.Tensor:
+    """Per-frame per-channel means of a clip [T,H,W,3] in 0..1 (uint8 read as 8-bit) -> [T,3]
+    float64, one frame at a time (no float copy of the clip)."""
+    levels = 1.0 if clip.dtype.is_floating_point else 255.0
+    return torch.stack([clip[i].double().mean(dim=(0, 1)) / levels
+                        for i in range(clip.shape[0])])
+
+
+def apply_log_gains(frames: torch.Tensor, log_gains: torch.Tensor) -> torch.Tensor:
+    """Multiply frame i of [T,H,W,3] by exp(log_gains[i]) ([T,3]) in place, clamped to 0..1."""
+    gains = log_gains.exp().float()
+    for i in range(frames.shape[0]):
+        frames[i].mul_(gains[i]).clamp_(0.0, 1.0)
+    return frames
