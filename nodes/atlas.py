@@ -7,7 +7,7 @@ from ..deflicker_impl.atlas.confidence import atlas_confidence, confidence_heatm
 from ..deflicker_impl.device import resolve_device
 from ..deflicker_impl.shots import ShotConfig
 from ..deflicker_impl.threads import with_pack_threads
-from .host import compute_device, finish, io, node_schema, progress_callback
+from .host import check_choices, compute_device, finish, io, node_schema, progress_callback
 from .inputs import NeuralAtlasType
 
 _DEFAULTS = AtlasConfig()
@@ -97,6 +97,10 @@ class FitNeuralAtlas(io.ComfyNode):
                 tooltip="The frames tinted red where the confidence is low, to see where "
                         "the atlas is wrong."),
         ])
+
+    @classmethod
+    def validate_inputs(cls, preset) -> bool | str:
+        return check_choices(cls, preset=preset)
 
     @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after

@@ -7,7 +7,7 @@ from ..deflicker_impl.compare import LAYOUTS, compare_frames
 from ..deflicker_impl.plots import metrics_plot
 from ..deflicker_impl.report import FLOW_SOURCES, measure
 from ..deflicker_impl.threads import with_pack_threads
-from .host import finish, io, node_schema, progress_callback, ui
+from .host import check_choices, finish, io, node_schema, progress_callback, ui
 
 
 class DeflickerMetrics(io.ComfyNode):
@@ -64,6 +64,10 @@ class DeflickerMetrics(io.ComfyNode):
         ], is_output_node=True)
 
     @classmethod
+    def validate_inputs(cls, flow_from) -> bool | str:
+        return check_choices(cls, flow_from=flow_from)
+
+    @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after
     def execute(cls, images, flow_from, measure_long_side, compare_to=None, confidence=None
                 ) -> io.NodeOutput:
@@ -107,6 +111,10 @@ class DeflickerCompare(io.ComfyNode):
             io.Image.Output(display_name="comparison",
                             tooltip="The comparison frames, one per input frame."),
         ], is_output_node=True)
+
+    @classmethod
+    def validate_inputs(cls, layout) -> bool | str:
+        return check_choices(cls, layout=layout)
 
     @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after

@@ -8,7 +8,15 @@ from ..deflicker_impl.atlas.confidence import confidence_from_mask
 from ..deflicker_impl.neural_filter import DEFAULT_WEIGHTS_NAME, FilterConfig, apply_neural_filter
 from ..deflicker_impl.shots import shot_starts_of
 from ..deflicker_impl.threads import with_pack_threads
-from .host import compute_device, finish, io, node_schema, progress_callback, resolve_weights
+from .host import (
+    check_choices,
+    compute_device,
+    finish,
+    io,
+    node_schema,
+    progress_callback,
+    resolve_weights,
+)
 from .inputs import (
     atlas_input,
     faithful_input,
@@ -47,6 +55,10 @@ class NeuralFilter(io.ComfyNode):
             io.Image.Output(display_name="images",
                             tooltip="The deflickered frames, same count and size as the input."),
         ])
+
+    @classmethod
+    def validate_inputs(cls, weights) -> bool | str:
+        return check_choices(cls, weights=weights)
 
     @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after

@@ -28,10 +28,24 @@ def node_schema(node: type, node_id: str, display_name: str, *, description: str
                 **fields) -> io.Schema:
     """The schema of one of the pack's nodes: in the pack's category, described in the editor by
     the class's docstring (one paragraph) unless a description is given."""
-    if description is None:
-        description = " ".join(node.__doc__.split())
+    if description is None:  # (no docstrings under python -OO: then no description either)
+        description = " ".join((node.__doc__ or "").split())
     return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY,
                      description=description, **fields)
+
+
+def check_choices(node: type[io.ComfyNode], **values) -> bool | str:
+    """A node's validate_inputs for its combo inputs: True, or what is wrong.
+
+    ComfyUI 0.3.75 refuses a V1 combo value that is not among its options before anything
+    runs, but lets a schema Combo's through to execute(); this keeps the refusal up front.
+    A linked input has no value yet at validation (None): it is checked when it arrives.
+    """
+    for spec in node.define_schema().inputs:
+        value = values.get(spec.id)
+        if isinstance(spec, io.Combo.Input) and value is not None and value not in spec.options:
+            return f"{value!r} is not one of {', '.join(map(str, spec.options))}"
+    return True
 
 
 def compute_device() -> str:

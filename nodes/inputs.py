@@ -48,20 +48,28 @@ def faithful_input() -> io.Boolean.Input:
                 "steady flicker and old film.")
 
 
+_FILTER_WINDOW_TOOLTIP = (
+    "Frames a change must last to count as the scene's own light: a lamp switched on, a fade, "
+    "a grade that drifts are kept; faster changes that come back (flicker) are removed. A flash "
+    "shorter than this is treated as flicker. 0 = keep no persistent change: every colour step "
+    "is removed, e.g. the seams that sliding-window generators (Wan and others) leave between "
+    "chunks. Used with faithful colour.")
+_REFINE_WINDOW_TOOLTIP = (
+    "Changes of colour this node makes that last longer than this many frames are taken out "
+    "again, so it never lags behind a fade or a lamp; 0 = off. With faithful colour in "
+    "NeuralFilter, set the same flicker_window here.")
+
+
+def _window_input(default: int, tooltip: str) -> io.Int.Input:
+    return io.Int.Input("flicker_window", optional=True, default=default, min=0, max=1000, step=1,
+                        tooltip=tooltip)
+
+
 def flicker_window_input() -> io.Int.Input:
-    return io.Int.Input(
-        "flicker_window", optional=True, default=_FIELD.flicker_window, min=0, max=1000, step=1,
-        tooltip="Frames a change must last to count as the scene's own light: a lamp switched "
-                "on, a fade, a grade that drifts are kept; faster changes that come back "
-                "(flicker) are removed. A flash shorter than this is treated as flicker. "
-                "0 = keep no persistent change: every colour step is removed, e.g. the seams "
-                "that sliding-window generators (Wan and others) leave between chunks. Used "
-                "with faithful colour.")
+    """NeuralFilter's window: how long a change lasts to count as the scene's own light."""
+    return _window_input(_FIELD.flicker_window, _FILTER_WINDOW_TOOLTIP)
 
 
 def refine_flicker_window_input() -> io.Int.Input:
-    return io.Int.Input(
-        "flicker_window", optional=True, default=0, min=0, max=1000, step=1,
-        tooltip="Changes of colour this node makes that last longer than this many frames are "
-                "taken out again, so it never lags behind a fade or a lamp; 0 = off. With "
-                "faithful colour in NeuralFilter, set the same flicker_window here.")
+    """LocalFlickerRefine's window: how long a change it makes may last (its drift bound)."""
+    return _window_input(0, _REFINE_WINDOW_TOOLTIP)

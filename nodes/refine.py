@@ -5,7 +5,15 @@ from __future__ import annotations
 from ..deflicker_impl.local_refine import DEFAULT_WEIGHTS_NAME, RefineConfig, apply_local_refine
 from ..deflicker_impl.shots import shot_starts_of
 from ..deflicker_impl.threads import with_pack_threads
-from .host import compute_device, finish, io, node_schema, progress_callback, resolve_weights
+from .host import (
+    check_choices,
+    compute_device,
+    finish,
+    io,
+    node_schema,
+    progress_callback,
+    resolve_weights,
+)
 from .inputs import atlas_input, refine_flicker_window_input, strength_input, weights_input
 
 
@@ -29,6 +37,10 @@ class LocalFlickerRefine(io.ComfyNode):
             io.Image.Output(display_name="images",
                             tooltip="The refined frames, same count and size as the input."),
         ])
+
+    @classmethod
+    def validate_inputs(cls, weights) -> bool | str:
+        return check_choices(cls, weights=weights)
 
     @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after

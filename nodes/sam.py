@@ -18,6 +18,7 @@ from ..deflicker_impl.sam import (
 from ..deflicker_impl.sam.propagate import mask_preview
 from ..deflicker_impl.threads import with_pack_threads
 from .host import (
+    check_choices,
     compute_device,
     finish,
     io,
@@ -57,6 +58,10 @@ class DeflickerSAMLoader(io.ComfyNode):
             SamType.Output(display_name="sam",
                            tooltip="The loaded SAM, for 'SAM Video Mask (deflicker)'."),
         ], description=description)
+
+    @classmethod
+    def validate_inputs(cls, checkpoint, device) -> bool | str:
+        return check_choices(cls, checkpoint=checkpoint, device=device)
 
     @classmethod
     def execute(cls, checkpoint, device) -> io.NodeOutput:
