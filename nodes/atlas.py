@@ -99,10 +99,6 @@ class FitNeuralAtlas(io.ComfyNode):
         ])
 
     @classmethod
-    def validate_inputs(cls, preset) -> bool | str:
-        return check_choices(cls, preset=preset)
-
-    @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after
     def execute(cls, images, preset, iterations, atlas_resolution, fit_resolution, seed,
                 scene_cuts=_SHOTS.scene_cuts, cut_sensitivity=_SHOTS.cut_sensitivity,
@@ -120,3 +116,7 @@ class FitNeuralAtlas(io.ComfyNode):
         confidence = atlas_confidence(images, frames).mask()
         return io.NodeOutput(atlas, finish(frames), finish(atlas.texture_preview()),
                              finish(confidence), finish(confidence_heatmap(images, confidence)))
+
+    @classmethod
+    def validate_inputs(cls, preset) -> bool | str:
+        return check_choices(cls, preset=preset)

@@ -64,10 +64,6 @@ class DeflickerMetrics(io.ComfyNode):
         ], is_output_node=True)
 
     @classmethod
-    def validate_inputs(cls, flow_from) -> bool | str:
-        return check_choices(cls, flow_from=flow_from)
-
-    @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after
     def execute(cls, images, flow_from, measure_long_side, compare_to=None, confidence=None
                 ) -> io.NodeOutput:
@@ -83,6 +79,10 @@ class DeflickerMetrics(io.ComfyNode):
             report.images.flicker_index, report.images.warping_error,
             other.flicker_index if other else 0.0, other.warping_error if other else 0.0,
             summary, plot, ui=shown)
+
+    @classmethod
+    def validate_inputs(cls, flow_from) -> bool | str:
+        return check_choices(cls, flow_from=flow_from)
 
 
 class DeflickerCompare(io.ComfyNode):
@@ -113,12 +113,12 @@ class DeflickerCompare(io.ComfyNode):
         ], is_output_node=True)
 
     @classmethod
-    def validate_inputs(cls, layout) -> bool | str:
-        return check_choices(cls, layout=layout)
-
-    @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after
     def execute(cls, before, after, layout, split, labels) -> io.NodeOutput:
         out = finish(compare_frames(before, after, layout=layout, split=split, labels=labels))
         middle = out[len(out) // 2: len(out) // 2 + 1]
         return io.NodeOutput(out, ui=ui.PreviewImage(middle, cls=cls))
+
+    @classmethod
+    def validate_inputs(cls, layout) -> bool | str:
+        return check_choices(cls, layout=layout)

@@ -8,16 +8,9 @@ from ..deflicker_impl.atlas.confidence import confidence_from_mask
 from ..deflicker_impl.neural_filter import DEFAULT_WEIGHTS_NAME, FilterConfig, apply_neural_filter
 from ..deflicker_impl.shots import shot_starts_of
 from ..deflicker_impl.threads import with_pack_threads
-from .host import (
-    check_choices,
-    compute_device,
-    finish,
-    io,
-    node_schema,
-    progress_callback,
-    resolve_weights,
-)
+from .host import compute_device, finish, io, node_schema, progress_callback, resolve_weights
 from .inputs import (
+    ChecksWeights,
     atlas_input,
     faithful_input,
     flicker_window_input,
@@ -26,7 +19,7 @@ from .inputs import (
 )
 
 
-class NeuralFilter(io.ComfyNode):
+class NeuralFilter(ChecksWeights, io.ComfyNode):
     """Combines each original frame (sharp but flickering) with its atlas frame (steady but
     flawed) through a trained U-Net: the result keeps the frame's detail and the atlas's steady
     colour. Connect FitNeuralAtlas's atlas_frames. With faithful on (and FitNeuralAtlas's
@@ -55,10 +48,6 @@ class NeuralFilter(io.ComfyNode):
             io.Image.Output(display_name="images",
                             tooltip="The deflickered frames, same count and size as the input."),
         ])
-
-    @classmethod
-    def validate_inputs(cls, weights) -> bool | str:
-        return check_choices(cls, weights=weights)
 
     @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after

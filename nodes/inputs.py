@@ -4,7 +4,7 @@ everywhere). Each function returns a fresh input: a schema owns its inputs."""
 from __future__ import annotations
 
 from ..deflicker_impl.flicker_field import FlickerFieldConfig
-from .host import io, weight_choices
+from .host import check_choices, io, weight_choices
 
 _FIELD = FlickerFieldConfig()
 
@@ -20,6 +20,14 @@ def weights_input(default_name: str, prefix: str, stage: str) -> io.Combo.Input:
         "weights", options=weight_choices(default_name, prefix), default=default_name,
         tooltip=f"{stage} weights: the pack's shipped file, or a .safetensors trained with this "
                 "pack and placed in models/deflicker.")
+
+
+class ChecksWeights:
+    """For a node whose one combo is `weights_input`: an unknown file is refused up front."""
+
+    @classmethod
+    def validate_inputs(cls, weights) -> bool | str:
+        return check_choices(cls, weights=weights)
 
 
 def atlas_input() -> io.Input:

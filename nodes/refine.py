@@ -5,19 +5,17 @@ from __future__ import annotations
 from ..deflicker_impl.local_refine import DEFAULT_WEIGHTS_NAME, RefineConfig, apply_local_refine
 from ..deflicker_impl.shots import shot_starts_of
 from ..deflicker_impl.threads import with_pack_threads
-from .host import (
-    check_choices,
-    compute_device,
-    finish,
-    io,
-    node_schema,
-    progress_callback,
-    resolve_weights,
+from .host import compute_device, finish, io, node_schema, progress_callback, resolve_weights
+from .inputs import (
+    ChecksWeights,
+    atlas_input,
+    refine_flicker_window_input,
+    strength_input,
+    weights_input,
 )
-from .inputs import atlas_input, refine_flicker_window_input, strength_input, weights_input
 
 
-class LocalFlickerRefine(io.ComfyNode):
+class LocalFlickerRefine(ChecksWeights, io.ComfyNode):
     """A small recurrent network that looks at the previous output and steadies regions whose
     colour or brightness still pulses after the neural filter. It aligns the previous frame
     with optical flow and can only change local colour, never structure. Runs frame by frame
@@ -37,10 +35,6 @@ class LocalFlickerRefine(io.ComfyNode):
             io.Image.Output(display_name="images",
                             tooltip="The refined frames, same count and size as the input."),
         ])
-
-    @classmethod
-    def validate_inputs(cls, weights) -> bool | str:
-        return check_choices(cls, weights=weights)
 
     @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after

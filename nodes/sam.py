@@ -60,10 +60,6 @@ class DeflickerSAMLoader(io.ComfyNode):
         ], description=description)
 
     @classmethod
-    def validate_inputs(cls, checkpoint, device) -> bool | str:
-        return check_choices(cls, checkpoint=checkpoint, device=device)
-
-    @classmethod
     def execute(cls, checkpoint, device) -> io.NodeOutput:
         path = resolve_sam_checkpoint(checkpoint) if checkpoint != NO_CHECKPOINT else None
         if path is None:
@@ -73,6 +69,10 @@ class DeflickerSAMLoader(io.ComfyNode):
                 message = f"{checkpoint} is not in {folders}. " + message
             raise WeightsError(message)
         return io.NodeOutput(load_sam(path, compute_device() if device == "auto" else "cpu"))
+
+    @classmethod
+    def validate_inputs(cls, checkpoint, device) -> bool | str:
+        return check_choices(cls, checkpoint=checkpoint, device=device)
 
 
 class DeflickerSAMVideoMask(io.ComfyNode):
