@@ -161,3 +161,16 @@ def shot_ranges(starts: list[int], num_frames: int) -> list[tuple[int, int]]:
     """Shot starts -> [(start, stop)) ranges covering 0..num_frames."""
     bounds = sorted(set(starts) | {0}) + [num_frames]
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def shot_starts_of(frames: torch.Tensor, atlas=None) -> list[int]:
+    """Shot starts of a clip: those of a fitted atlas of the same clip (anything with
+    `shot_starts` and `num_frames`, e.g. a ClipAtlas) when given, else detected on `frames`.
+
+    The later stages restart at cuts; reading them from the atlas keeps every stage on the
+    same shots and saves a second detection.
+    """
+    starts = getattr(atlas, "shot_starts", None)
+    if starts is not None and getattr(atlas, "num_frames", None) == frames.shape[0]:
+        return list(starts)
+    return detect_scene_cuts(frames)

@@ -1,30 +1,38 @@
-"""ComfyUI nodes of the pack: thin adapters over deflicker_impl (node ids never change)."""
+"""ComfyUI nodes of the pack: thin adapters over deflicker_impl on the host's declarative node
+schema (node ids never change). The host finds them through `comfy_entrypoint`."""
 
-from .atlas_nodes import FitNeuralAtlas
-from .comfy_glue import provide_demo_clip
-from .filter_nodes import NeuralFilter
-from .metrics_nodes import DeflickerCompare, DeflickerMetrics
-from .refine_nodes import LocalFlickerRefine
-from .sam_nodes import DeflickerSAMLoader, DeflickerSAMVideoMask
+from __future__ import annotations
 
-NODE_CLASS_MAPPINGS = {
-    "FitNeuralAtlas": FitNeuralAtlas,
-    "NeuralFilter": NeuralFilter,
-    "LocalFlickerRefine": LocalFlickerRefine,
-    "DeflickerMetrics": DeflickerMetrics,
-    "DeflickerCompare": DeflickerCompare,
-    "DeflickerSAMLoader": DeflickerSAMLoader,
-    "DeflickerSAMVideoMask": DeflickerSAMVideoMask,
-}
+from .atlas import FitNeuralAtlas
+from .evaluation import DeflickerCompare, DeflickerMetrics
+from .filter import NeuralFilter
+from .host import ComfyExtension, io, provide_demo_clip
+from .refine import LocalFlickerRefine
+from .sam import DeflickerSAMLoader, DeflickerSAMVideoMask
 
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "FitNeuralAtlas": "Fit Neural Atlas (deflicker)",
-    "NeuralFilter": "Neural Filter (deflicker)",
-    "LocalFlickerRefine": "Local Flicker Refine (deflicker)",
-    "DeflickerMetrics": "Flicker Metrics (deflicker)",
-    "DeflickerCompare": "Before/After Compare (deflicker)",
-    "DeflickerSAMLoader": "SAM Loader (deflicker)",
-    "DeflickerSAMVideoMask": "SAM Video Mask (deflicker)",
-}
+NODES: list[type[io.ComfyNode]] = [
+    FitNeuralAtlas,
+    NeuralFilter,
+    LocalFlickerRefine,
+    DeflickerMetrics,
+    DeflickerCompare,
+    DeflickerSAMLoader,
+    DeflickerSAMVideoMask,
+]
 
-provide_demo_clip()  # the example workflows' LoadVideo reads it from ComfyUI's input folder
+
+class DeflickerExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        # The example workflows' LoadVideo reads the demo clip from ComfyUI's input folder.
+        provide_demo_clip()
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> DeflickerExtension:
+    extension = DeflickerExtension()
+    # ComfyUI 0.3.75 awaits this entry point and get_node_list(), but never on_load(); run it
+    # here. It is idempotent, so a host that calls it as well does no harm.
+    await extension.on_load()
+    return extension

@@ -1,26 +1,24 @@
 """Writes the example workflows (UI format) in example_workflows/ from the live node definitions.
 
-    .venv/bin/python scripts/build_example_workflows.py
+    .venv/bin/python -m scripts.build_example_workflows
 
 ComfyUI lists every example_workflows/*.json of a pack in its template browser. Each workflow
 here reads the bundled demo clip (demo_flicker.mp4, copy it into ComfyUI/input/ or pick your own
 video in LoadVideo) and carries a Note explaining it. The node definitions come from the real
-ComfyUI host started in-process (tests/comfy_host.py), so widget order and defaults are exactly
-what the editor would save; tests/test_example_workflows.py converts and runs every file.
+ComfyUI host started in-process (tools/comfy_host.py), so widget order and defaults are exactly
+what the editor would save; tests/nodes/test_example_workflows.py converts and runs every file.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "scripts"))
+from tools.comfy_host import ComfyInProcess
+from tools.comfy_workflow import UiGraph, definitions_from_classes
 
-from comfy_workflow import UiGraph, definitions_from_classes
+ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_CLIP = "demo_flicker.mp4"
 OUT = ROOT / "example_workflows"
@@ -59,8 +57,6 @@ When an object (a person, an animal, a car) moves over its background, one atlas
 
 
 def host_definitions() -> dict[str, dict]:
-    from comfy_host import ComfyInProcess
-
     host = ComfyInProcess.shared(Path(tempfile.mkdtemp(prefix="workflow_defs_")))
     host.require_pack()
     import nodes  # ComfyUI's own module, importable once the host is up
@@ -97,14 +93,19 @@ def save_video(g: UiGraph, images: tuple[int, int], fps_from: int | None, x: flo
     return save
 
 
+def refine_and_save(g: UiGraph, flt: int, parts: int, x: float, prefix: str) -> int:
+    """LocalFlickerRefine after the filter, then the video at the input's frame rate."""
+    refine = g.add("LocalFlickerRefine", (x, 0), size=(300, 80))
+    g.connect(flt, 0, refine, "images")
+    return save_video(g, (refine, 0), parts, x + 330, 0, prefix)
+
+
 def deflicker_video(defs) -> dict:
     g = UiGraph(defs)
     g.note(DEFLICKER_NOTE, (0, -300), size=(560, 260), title="Read me")
     _, parts = load_and_split(g, 0, 0)
     _, flt = atlas_and_filter(g, parts, 580, 0)
-    refine = g.add("LocalFlickerRefine", (1240, 0), size=(300, 80))
-    g.connect(flt, 0, refine, "images")
-    save_video(g, (refine, 0), parts, 1570, 0, "video/deflickered")
+    refine_and_save(g, flt, parts, 1240, "video/deflickered")
     return g.to_json()
 
 
@@ -150,9 +151,7 @@ def sam_foreground(defs) -> dict:
     g.connect(mask, 1, preview, "images")
     fit, flt = atlas_and_filter(g, parts, 660, 0)
     g.connect(mask, 0, fit, "masks")
-    refine = g.add("LocalFlickerRefine", (1320, 0), size=(300, 80))
-    g.connect(flt, 0, refine, "images")
-    save_video(g, (refine, 0), parts, 1650, 0, "video/deflickered_two_layers")
+    refine_and_save(g, flt, parts, 1320, "video/deflickered_two_layers")
     return g.to_json()
 
 

@@ -1,9 +1,9 @@
 """The README's node reference, generated from the nodes themselves (inputs, defaults, tooltips).
 
-    .venv/bin/python scripts/node_reference.py            # print the Markdown
-    .venv/bin/python scripts/node_reference.py --write    # replace the section in README.md
+    .venv/bin/python -m scripts.node_reference            # print the Markdown
+    .venv/bin/python -m scripts.node_reference --write    # replace the section in README.md
 
-The pack is loaded by the real ComfyUI host in-process (tests/comfy_host.py), so the text shows
+The pack is loaded by the real ComfyUI host in-process (tools/comfy_host.py), so the text shows
 exactly what the editor shows. tests/test_readme.py fails when README.md is out of date.
 """
 
@@ -13,6 +13,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+from tools.comfy_host import PACK_DIR_NAME, ComfyInProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -27,6 +29,8 @@ def _cell(text) -> str:
 def _type_and_default(spec) -> tuple[str, str]:
     options = spec[1] if len(spec) > 1 else {}
     kind = spec[0]
+    if kind == "COMBO":  # the schema's combos carry their choices as an option
+        kind = list(options.get("options", []))
     if isinstance(kind, list) and any(str(c).endswith(".safetensors") for c in kind):
         # the files found in models/deflicker differ from one installation to the next
         return "a `.safetensors` file", f"`{options.get('default', kind[0])}`"
@@ -63,9 +67,6 @@ def node_markdown(name: str, cls, display: str) -> str:
 
 
 def reference_markdown() -> str:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from comfy_host import PACK_DIR_NAME, ComfyInProcess
-
     ComfyInProcess.shared(Path(tempfile.mkdtemp(prefix="node_ref_"))).require_pack()
     import nodes
 

@@ -1,11 +1,11 @@
 """Run a ComfyUI workflow file headless: start ComfyUI's server, queue the workflow, fetch outputs.
 
-    .venv/bin/python scripts/run_workflow.py example_workflows/deflicker_video.json \
+    .venv/bin/python -m scripts.run_workflow example_workflows/deflicker_video.json \
         --input example_workflows/demo_flicker.mp4 --out-dir out/
 
 What a user does in the browser, without one: ComfyUI's own main.py is started on a free loopback
-port with this pack in custom_nodes/ (tests/comfy_host.py, ComfyServer), the UI-format workflow is
-converted to API format with the server's /object_info (scripts/comfy_workflow.py), every
+port with this pack in custom_nodes/ (tools/comfy_host.py, ComfyServer), the UI-format workflow is
+converted to API format with the server's /object_info (tools/comfy_workflow.py), every
 LoadVideo is pointed at --input (copied into ComfyUI's input folder), the prompt is queued with
 POST /prompt, and the files its SaveVideo/SaveImage nodes wrote are copied to --out-dir.
 Prints one JSON line: {"outputs": [paths], "seconds": ...}. Exit status 2 on a workflow error.
@@ -20,12 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "scripts"))
+from tools.comfy_host import ComfyError, ComfyServer
+from tools.comfy_workflow import WorkflowError, load_workflow, ui_to_api
 
-from comfy_host import ComfyError, ComfyServer
-from comfy_workflow import WorkflowError, load_workflow, ui_to_api
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def server_definitions(server: ComfyServer) -> dict[str, dict]:

@@ -6,6 +6,37 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 STAMP=.venv/.deflicker-env
+
+# Headless Chromium from Debian's packages, for the test that opens the example workflows in
+# ComfyUI's own web editor (tests/nodes/test_frontend_workflows.py). Installed once; where it
+# cannot be (no root, no apt), the reason goes to .venv/.chromium-unavailable and that test
+# skips saying so.
+install_browser() {
+  local note=.venv/.chromium-unavailable sudo=""
+  mkdir -p .venv
+  if command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null; then
+    rm -f "$note"
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      echo "not root and no password-less sudo: apt-get install chromium-headless-shell" \
+        "by hand" > "$note"; return 0
+    fi
+  fi
+  if ! command -v apt-get >/dev/null; then
+    echo "no apt-get on this system: install Chromium (chromium-headless-shell) by hand" > "$note"
+    return 0
+  fi
+  if $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      $sudo apt-get install -y -qq --no-install-recommends chromium-headless-shell >/dev/null; then
+    rm -f "$note"
+  else
+    echo "apt-get install chromium-headless-shell failed (offline?)" > "$note"
+  fi
+}
+install_browser
+
 # The stamp records what the environment was built from; a changed requirement rebuilds it.
 WANT=$(cat scripts/setup_env.sh install.py requirements.txt requirements-dev.txt \
   requirements-bench-media.txt pyproject.toml \

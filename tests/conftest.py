@@ -43,7 +43,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
     """ComfyUI imported into this process with the pack loaded (one per test session)."""
-    from comfy_host import ComfyInProcess
+    from tools.comfy_host import ComfyInProcess
 
     return ComfyInProcess.shared(tmp_path_factory.mktemp("comfy_inprocess"))
 
@@ -51,7 +51,7 @@ def comfy(tmp_path_factory):
 @pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory):
     """ComfyUI's main.py serving on a free loopback port; killed at the end of the session."""
-    from comfy_host import ComfyServer
+    from tools.comfy_host import ComfyServer
 
     with ComfyServer(tmp_path_factory.mktemp("comfy_server")) as server:
         yield server

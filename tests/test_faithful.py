@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from synthetic_clips import panning_clip, smooth_texture
 
 from deflicker_impl.atlas import fit_clip_atlas, render_atlas_frames
 from deflicker_impl.atlas.confidence import (
@@ -35,7 +36,6 @@ from deflicker_impl.pipeline import PipelineConfig, run_pipeline
 from deflicker_impl.refine.apply import RefineConfig
 from deflicker_impl.shots import ShotConfig
 from deflicker_impl.temporal import temporal_median
-from tests.synthetic_clips import panning_clip, smooth_texture
 
 T, H, W = 24, 64, 96
 PREVIOUS = {"filter": FilterConfig(faithful=False), "refine": RefineConfig(flicker_window=0)}

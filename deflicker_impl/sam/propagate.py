@@ -182,3 +182,14 @@ def masks_from_prompts(
         predictor.reset_image()
         sam.model.to("cpu")
     return out
+
+
+def mask_preview(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Frames [T,H,W,C] (C = 1, 3 or 4, 0..1) with masks [T,H,W] tinted red -> [T,H,W,3], to
+    check the masks by eye."""
+    rgb = frames[..., :3].float().cpu()
+    if rgb.shape[-1] == 1:
+        rgb = rgb.expand(-1, -1, -1, 3)
+    tint = masks[..., None] * 0.5
+    red = rgb.new_tensor([1.0, 0.0, 0.0])
+    return (rgb * (1 - tint) + red * tint).clamp(0, 1)

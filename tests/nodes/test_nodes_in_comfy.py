@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 import pytest
-from comfy_host import ComfyError, PromptBuilder
-from conftest import flicker_index, read_images, write_clip
+from conftest import flicker_frames, flicker_index, read_clip, read_images, write_clip
+
+from tools.comfy_host import ComfyError, PromptBuilder
 
 pytestmark = pytest.mark.comfy
 
@@ -79,11 +80,10 @@ def test_pack_registers_fit_neural_atlas_with_its_interface(comfy):
 
 
 @pytest.mark.parametrize("name", LATER_NODES)
-def test_later_stage_nodes_take_images_when_registered(comfy, name):
+def test_later_stage_nodes_take_and_return_images(comfy, name):
     node = comfy.node_class(name)
-    if node is None:
-        pytest.skip(f"{name} is not registered yet (a later issue adds it)")
-    assert "IMAGE" in node.RETURN_TYPES
+    assert node is not None, f"{name} is not registered"
+    assert list(node.RETURN_TYPES) == ["IMAGE"]
     assert node.INPUT_TYPES()["required"]["images"][0] == "IMAGE"
 
 
@@ -101,8 +101,6 @@ def test_http_server_lists_fit_inputs_with_tooltips(comfy_server):
 
 @pytest.fixture(scope="module")
 def clip_in_comfy(comfy):
-    from conftest import flicker_frames, read_clip
-
     path = write_clip(comfy.input_dir / "flicker_63x47.mp4",
                       flicker_frames(CLIP_FRAMES, CLIP_W, CLIP_H, seed=3))
     return path.name, read_clip(path)
@@ -173,49 +171,27 @@ def test_requeued_prompt_is_served_from_the_cache(comfy, fitted):
 
 
 def test_cancel_stops_the_fit_within_a_second(comfy):
-    import threading
-
     prompt, ids = fit_test_images(comfy, "good", frames=6, width=48, height=32)
     prompt[ids["fit"]]["inputs"]["iterations"] = 100_000  # would run for many minutes
     prompt[ids["fit"]]["inputs"]["seed"] = 1  # not cached by another test
-    outcome = {}
 
-    def run():
-        try:
-            comfy.run(prompt)
-        except ComfyError as err:
-            outcome["error"] = err
-        outcome["ended"] = time.monotonic()
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
+    run = comfy.run_in_background(prompt)
     deadline = time.monotonic() + 60
-    while not any(e == "progress" and d.get("node") == ids["fit"]
-                  for e, d in comfy.live_messages()):
-        assert worker.is_alive() and time.monotonic() < deadline, f"no progress: {outcome}"
+    while not comfy.progress_messages(ids["fit"]):
+        assert run.thread.is_alive() and time.monotonic() < deadline, f"no progress: {run}"
         time.sleep(0.05)
     pressed = time.monotonic()
     comfy.interrupt()
-    worker.join(timeout=30)
+    run.thread.join(timeout=30)
 
-    assert not worker.is_alive(), "the fit did not stop after Cancel"
-    assert outcome["error"].stage == "interrupted", outcome["error"]
-    assert outcome["ended"] - pressed < 1.0
+    assert not run.thread.is_alive(), "the fit did not stop after Cancel"
+    assert run.error is not None and run.error.stage == "interrupted", run
+    assert run.ended - pressed < 1.0
 
 
-# -- NeuralFilter (issue 3) ---------------------------------------------------------------------
-
-def require_node(comfy, name: str):
-    if comfy.node_class(name) is None:
-        pytest.skip(f"{name} is not registered yet (a later issue adds it)")
-
+# -- NeuralFilter -------------------------------------------------------------------------------
 
 def test_neural_filter_after_the_atlas_keeps_count_and_size_and_removes_flicker(comfy, fitted):
-    require_node(comfy, "NeuralFilter")
-    import comfy_host
-
-    if not (comfy_host.PACK_ROOT / "weights" / "neural_filter.safetensors").is_file():
-        pytest.skip("weights/neural_filter.safetensors is not shipped yet")
     prompt, ids, _, frames = fitted
     prompt = dict(prompt)  # the same graph plus NeuralFilter fed by the clip and the atlas
     prompt["90"] = {"class_type": "NeuralFilter", "inputs": {
@@ -260,32 +236,30 @@ def test_confidence_feeds_a_faithful_neural_filter_and_is_previewed(comfy, fitte
     assert float(diff.mean()) < 0.5 and float(diff.max()) <= 2.0
 
 
-def test_neural_filter_names_a_damaged_weights_file(comfy):
-    require_node(comfy, "NeuralFilter")
+@pytest.mark.parametrize("node, file", [
+    ("NeuralFilter", "neural_filter_damaged.safetensors"),
+    ("LocalFlickerRefine", "local_refine_damaged.safetensors"),
+])
+def test_a_damaged_weights_file_is_named_in_the_error(comfy, node, file):
     models = comfy.base / "models" / "deflicker"
     models.mkdir(parents=True, exist_ok=True)
-    (models / "neural_filter_damaged.safetensors").write_bytes(b"\0" * 100)
+    (models / file).write_bytes(b"\0" * 100)
     p = PromptBuilder()
     images = p.add("DeflickerTestImages", kind="good", frames=3, width=24, height=16)
-    filtered = p.add("NeuralFilter", images=p.out(images), atlas_frames=p.out(images),
-                     weights="neural_filter_damaged.safetensors")
-    p.add("SaveImage", images=p.out(filtered), filename_prefix="never")
+    frames = {"atlas_frames": p.out(images)} if node == "NeuralFilter" else {}
+    out = p.add(node, images=p.out(images), weights=file, **frames)
+    p.add("SaveImage", images=p.out(out), filename_prefix="never")
 
     with pytest.raises(ComfyError) as failure:
         comfy.run(p.build())
-    assert failure.value.node_type == "NeuralFilter"
+    assert failure.value.node_type == node
     assert failure.value.exception_type.endswith("WeightsError")
-    assert "neural_filter_damaged.safetensors" in str(failure.value)
+    assert file in str(failure.value)
 
 
-# -- LocalFlickerRefine (issue 4) ---------------------------------------------------------------
+# -- LocalFlickerRefine -------------------------------------------------------------------------
 
 def test_local_refine_keeps_count_and_exact_size(comfy):
-    require_node(comfy, "LocalFlickerRefine")
-    import comfy_host
-
-    if not (comfy_host.PACK_ROOT / "weights" / "local_refine.safetensors").is_file():
-        pytest.skip("weights/local_refine.safetensors is not shipped yet")
     p = PromptBuilder()
     images = p.add("DeflickerTestImages", kind="good", frames=5, width=23, height=17)
     refined = p.add("LocalFlickerRefine", images=p.out(images),
@@ -314,24 +288,6 @@ def test_a_node_leaves_the_hosts_thread_count_as_it_was(comfy):
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(host)
-
-
-def test_local_refine_names_a_damaged_weights_file(comfy):
-    require_node(comfy, "LocalFlickerRefine")
-    models = comfy.base / "models" / "deflicker"
-    models.mkdir(parents=True, exist_ok=True)
-    (models / "local_refine_damaged.safetensors").write_bytes(b"\0" * 100)
-    p = PromptBuilder()
-    images = p.add("DeflickerTestImages", kind="good", frames=3, width=24, height=16)
-    refined = p.add("LocalFlickerRefine", images=p.out(images),
-                    weights="local_refine_damaged.safetensors")
-    p.add("SaveImage", images=p.out(refined), filename_prefix="never")
-
-    with pytest.raises(ComfyError) as failure:
-        comfy.run(p.build())
-    assert failure.value.node_type == "LocalFlickerRefine"
-    assert failure.value.exception_type.endswith("WeightsError")
-    assert "local_refine_damaged.safetensors" in str(failure.value)
 
 
 # -- bad input ---------------------------------------------------------------------------------
@@ -394,8 +350,6 @@ def test_gray_and_rgba_batches_give_rgb_frames_of_the_same_size(comfy, kind):
 # -- the same graph through the HTTP server ----------------------------------------------------
 
 def test_http_server_runs_the_fit_graph_and_saves_every_frame(comfy_server):
-    from conftest import flicker_frames, read_clip
-
     path = write_clip(comfy_server.input_dir / "flicker_63x47.mp4",
                       flicker_frames(CLIP_FRAMES, CLIP_W, CLIP_H, seed=3))
     frames = read_clip(path)

@@ -1,14 +1,10 @@
-"""UI-format -> API-format conversion of workflow files (scripts/comfy_workflow.py), no host."""
+"""UI-format -> API-format conversion of workflow files (tools/comfy_workflow.py), no host."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from comfy_workflow import UiGraph, WorkflowError, ui_to_api, widget_slots
+from tools.comfy_workflow import UiGraph, WorkflowError, ui_to_api, widget_slots
 
 DEFS = {
     "Loader": {"input": {"required": {"file": ("COMBO", {"options": ["a.mp4", "b.mp4"],

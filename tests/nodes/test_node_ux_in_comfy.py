@@ -3,12 +3,13 @@ tooltips and defaults everywhere, previews, a moving progress bar and a working 
 
 from __future__ import annotations
 
-import threading
 import time
+from pathlib import Path
 
 import pytest
-from comfy_host import PACK_DIR_NAME, ComfyError, PromptBuilder
 from conftest import read_images
+
+from tools.comfy_host import PACK_DIR_NAME, PACK_ROOT, PromptBuilder
 
 pytestmark = pytest.mark.comfy
 
@@ -23,12 +24,49 @@ def pack_nodes(comfy) -> dict:
             if PACK_DIR_NAME in str(getattr(cls, "RELATIVE_PYTHON_MODULE", ""))}
 
 
+PACK_NODES = {"FitNeuralAtlas", "NeuralFilter", "LocalFlickerRefine", "DeflickerMetrics",
+              "DeflickerCompare", "DeflickerSAMLoader", "DeflickerSAMVideoMask"}
+
+
+def test_pack_declares_every_node_with_the_hosts_schema(comfy):
+    from comfy_api.latest import io
+
+    ours = pack_nodes(comfy)
+
+    assert set(ours) == PACK_NODES
+    not_schema = [name for name, cls in ours.items() if not issubclass(cls, io.ComfyNode)]
+    assert not not_schema, f"still on the V1 dict style: {not_schema}"
+
+
+def test_loading_the_pack_copies_the_demo_clip_and_never_overwrites(comfy):
+    """The extension's load hook (not an import side effect) puts the example workflows' clip
+    into the input folder; a user's file of that name stays as it is."""
+    import asyncio
+    import sys
+
+    comfy.require_pack()
+    entry = PACK_ROOT / "__init__.py"
+    (pack,) = [m for m in list(sys.modules.values())
+               if getattr(m, "__file__", None) and Path(m.__file__).resolve() == entry]
+    demo = comfy.input_dir / "demo_flicker.mp4"
+    shipped = (PACK_ROOT / "example_workflows" / "demo_flicker.mp4").read_bytes()
+    assert demo.read_bytes() == shipped
+    demo.unlink()
+    try:
+        asyncio.run(pack.comfy_entrypoint())
+        assert demo.read_bytes() == shipped
+        demo.write_bytes(b"the user's own clip")
+        asyncio.run(pack.comfy_entrypoint())
+        assert demo.read_bytes() == b"the user's own clip"
+    finally:
+        demo.write_bytes(shipped)
+
+
 def test_pack_nodes_sit_in_one_category_with_clear_display_names(comfy):
     import nodes
 
     ours = pack_nodes(comfy)
-    assert {"FitNeuralAtlas", "NeuralFilter", "LocalFlickerRefine", "DeflickerMetrics",
-            "DeflickerCompare"} <= set(ours)
+    assert PACK_NODES <= set(ours)
     for name, cls in ours.items():
         assert cls.CATEGORY == "video/deflicker", name
         display = nodes.NODE_DISPLAY_NAME_MAPPINGS.get(name, "")
@@ -95,36 +133,24 @@ def long_prompt(node: str, frames: int, size: int) -> tuple[dict, str]:
 ])
 def test_long_nodes_move_the_progress_bar_and_stop_on_cancel(comfy, node, frames, size):
     prompt, target = long_prompt(node, frames, size)
-    outcome = {}
 
-    def run():
-        try:
-            comfy.run(prompt)
-        except ComfyError as err:
-            outcome["error"] = err
-        outcome["ended"] = time.monotonic()
-
-    comfy.server.messages = []  # no stale progress of an earlier prompt's node with the same id
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
+    run = comfy.run_in_background(prompt)
     deadline = time.monotonic() + 120
     seen = []  # when the 1st and 2nd progress message of the node arrived
     while len(seen) < 2:
-        count = len([d for e, d in comfy.live_messages()
-                     if e == "progress" and d.get("node") == target])
-        if count > len(seen):
+        if len(comfy.progress_messages(target)) > len(seen):
             seen.append(time.monotonic())
-        assert worker.is_alive() and time.monotonic() < deadline, f"no progress: {outcome}"
+        assert run.thread.is_alive() and time.monotonic() < deadline, f"no progress: {run}"
         time.sleep(0.01)
     pressed = time.monotonic()
     comfy.interrupt()
-    worker.join(timeout=60)
+    run.thread.join(timeout=60)
 
-    assert not worker.is_alive(), f"{node} did not stop after Cancel"
-    assert "error" in outcome, f"{node} finished despite Cancel"
-    assert outcome["error"].stage == "interrupted", outcome["error"]
-    assert outcome["error"].node_type == node
+    assert not run.thread.is_alive(), f"{node} did not stop after Cancel"
+    assert run.error is not None, f"{node} finished despite Cancel"
+    assert run.error.stage == "interrupted", run.error
+    assert run.error.node_type == node
     # Cancel acts at the node's next progress report: within about one report interval (one
     # chunk of frames; longer on a loaded CPU), and never seconds later.
     limit = max(1.5, 2.0 * (seen[1] - seen[0]))
-    assert outcome["ended"] - pressed < limit, f"{node}: {outcome['ended'] - pressed:.2f} s"
+    assert run.ended - pressed < limit, f"{node}: {run.ended - pressed:.2f} s"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from comfy_host import ComfyError, PromptBuilder
 from conftest import read_images
+
+from tools.comfy_host import ComfyError, PromptBuilder
 
 pytestmark = pytest.mark.comfy
 

@@ -11,38 +11,25 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
-from comfy_host import ComfyError
 from conftest import flicker_frames, flicker_index, write_clip
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from comfy_workflow import load_workflow, ui_to_api
+from tools.comfy_host import PACK_ROOT, ComfyError, read_video
+from tools.comfy_workflow import load_workflow, ui_to_api
 
 pytestmark = [pytest.mark.comfy, pytest.mark.slow]
-WORKFLOW = ROOT / "example_workflows" / "deflicker_video.json"
+WORKFLOW = PACK_ROOT / "example_workflows" / "deflicker_video.json"
 PROMPTS = 20
 CANCELLED = 11  # this prompt is interrupted while it runs
 ITERATIONS = 60  # atlas steps (the workflow's default is 300): enough for these tiny clips
 RSS_MARGIN = 0.10  # the server's RSS after the 20th prompt vs after the 2nd
 # Distinct tints (per-channel gains) so that every output can be traced to its own input.
 TINTS = list(itertools.product((0.7, 0.85, 1.0), repeat=3))[:PROMPTS]
-
-
-def read_video(path: Path) -> tuple[np.ndarray, Fraction]:
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
-        return frames, stream.average_rate
 
 
 def make_inputs(input_dir: Path) -> dict[int, np.ndarray]:

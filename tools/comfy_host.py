@@ -22,9 +22,11 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,7 +65,7 @@ def find_comfy_root() -> Path:
 def make_base_dir(base: Path) -> Path:
     """Create a ComfyUI base directory with this pack linked into custom_nodes/.
 
-    The test-only node DeflickerTestImages (tests/host_test_nodes.py) is linked next to it.
+    The test-only node DeflickerTestImages (tools/host_test_nodes.py) is linked next to it.
     """
     for sub in ("input", "output", "temp", "user", "models", "custom_nodes"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -73,6 +75,20 @@ def make_base_dir(base: Path) -> Path:
         if not link.exists():
             link.symlink_to(target, target_is_directory=target.is_dir())
     return base
+
+
+class _HostFolders:
+    """The folders of a host's base directory (`self.base`) that tests put files in."""
+
+    base: Path
+
+    @property
+    def input_dir(self) -> Path:
+        return self.base / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
 
 
 class ComfyError(AssertionError):
@@ -132,6 +148,17 @@ def _failure_from_status_messages(messages) -> ComfyError | None:
     return None
 
 
+def read_video(path: Path):
+    """A video a host wrote (SaveVideo) -> (uint8 frames [T,H,W,3], its average frame rate)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+        return frames, stream.average_rate
+
+
 def _image_paths(base: Path, images: list[dict]) -> list[Path]:
     folders = {"output": base / "output", "temp": base / "temp", "input": base / "input"}
     return [folders[im["type"]] / im.get("subfolder", "") / im["filename"] for im in images]
@@ -169,6 +196,15 @@ class RunResult:
 
     def image_files(self, node_id: str) -> list[Path]:
         return _image_paths(self.base, self.outputs.get(node_id, {}).get("images", []))
+
+
+@dataclass
+class BackgroundRun:
+    """A prompt running in a thread: its ComfyError once it failed, when it ended."""
+
+    thread: threading.Thread
+    error: ComfyError | None = None
+    ended: float | None = None
 
 
 class _RecordingServer:
@@ -211,7 +247,7 @@ class _LogCollector(logging.Handler):
         self.lines.append(self.format(record))
 
 
-class ComfyInProcess:
+class ComfyInProcess(_HostFolders):
     """The real ComfyUI host imported into this process, with this pack loaded.
 
     ComfyUI parses its command line and fixes its folders (folder_paths) at first import, so it can
@@ -236,14 +272,6 @@ class ComfyInProcess:
             cls._instance = host
         return cls._instance
 
-    @property
-    def input_dir(self) -> Path:
-        return self.base / "input"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.base / "output"
-
     def _check_module_names(self):
         for name in _COMFY_TOP_LEVEL:
             mod = sys.modules.get(name)
@@ -260,7 +288,7 @@ class ComfyInProcess:
     def _start(self):
         self._check_module_names()
         root = str(self.comfy_root)
-        if root not in sys.path:
+        if root not in sys.path:  # ComfyUI imports its own modules by plain name
             sys.path.insert(0, root)
         saved_argv = sys.argv
         sys.argv = [str(self.comfy_root / "main.py"), "--cpu", "--base-directory",
@@ -365,6 +393,25 @@ class ComfyInProcess:
         """Messages of the prompt being run right now (for tests that run it in a thread)."""
         return list(self.server.messages)
 
+    def progress_messages(self, node_id: str) -> list[dict]:
+        """The 'progress' messages node `node_id` has sent so far in the running prompt."""
+        return [d for e, d in self.live_messages() if e == "progress" and d.get("node") == node_id]
+
+    def run_in_background(self, prompt: dict) -> BackgroundRun:
+        """Start :meth:`run` in a daemon thread (to press Cancel while it runs)."""
+        self.server.messages = []  # no stale progress of an earlier prompt's node of that id
+
+        def work():
+            try:
+                self.run(prompt)
+            except ComfyError as err:
+                background.error = err
+            background.ended = time.monotonic()
+
+        background = BackgroundRun(threading.Thread(target=work, daemon=True))
+        background.thread.start()
+        return background
+
     def validate(self, prompt: dict, prompt_id: str | None = None) -> list[str]:
         """Validate like POST /prompt; return the output node ids, or raise ComfyError."""
         import asyncio
@@ -420,8 +467,70 @@ def mirror_comfy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
-class ComfyServer:
+def _dying_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd` run so that the kernel kills it when this process exits (util-linux's setpriv,
+    where it is installed; it execs the command, so the pid stays the child's)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
+
+
+class LoggedProcess:
+    """A child process whose output goes to `log_path`; a `with` block starts and stops it."""
+
+    process: subprocess.Popen | None = None
+    log_path: Path
+    log_name = "log"  # how log_tail titles it
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        raise NotImplementedError
+
+    def launch(self, cmd: list[str], **popen):
+        # Its own process group, so that stop() also ends the helpers it forks (Chromium's GPU
+        # and renderer processes), and killed with this process if that dies first (a test run
+        # that is itself killed must not leave a browser or server spinning).
+        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the handle
+            self.process = subprocess.Popen(_dying_with_parent(cmd), stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, **popen)
+
+    def stop(self):
+        if self.process is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break  # the whole group is gone
+            try:
+                self.process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+            if sig == signal.SIGTERM:
+                try:  # what the leader left of its group
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            break
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return f"(no {self.log_name})"
+        return f"--- {self.log_name} (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+class ComfyServer(LoggedProcess, _HostFolders):
     """The real ComfyUI server (main.py) in a subprocess on 127.0.0.1, with this pack loaded."""
+
+    log_name = "server log"
 
     def __init__(self, work_dir: Path, comfy_root: Path | None = None,
                  startup_timeout: float = 180.0):
@@ -431,26 +540,10 @@ class ComfyServer:
         self.base = make_base_dir(self.work_dir / "base")
         self.log_path = self.work_dir / "server.log"
         self.port: int | None = None
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def input_dir(self) -> Path:
-        return self.base / "input"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.base / "output"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def start(self):
         tree = mirror_comfy_tree(self.comfy_root, self.work_dir / "comfyui")
@@ -465,9 +558,7 @@ class ComfyServer:
         # `import deflicker_impl` in the pack fails here as it would for users.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["PYTHONUNBUFFERED"] = "1"
-        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the handle
-            self.process = subprocess.Popen(cmd, cwd=tree, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env)
+        self.launch(cmd, cwd=tree, env=env)
         try:
             self._wait_ready()
         except BaseException:
@@ -487,22 +578,6 @@ class ComfyServer:
                 time.sleep(0.3)
         raise ComfyError("server start", f"not ready after {self.startup_timeout:.0f} s.\n"
                          f"{self.log_tail()}")
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "--- server log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
 
     # -- HTTP ----------------------------------------------------------------------------------
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from comfy_host import ComfyError, PromptBuilder
 from conftest import read_images
 from sam_checkpoints import tiny_sam_checkpoint
+
+from tools.comfy_host import ComfyError, PromptBuilder
 
 pytestmark = pytest.mark.comfy
 
@@ -26,8 +27,8 @@ PROMPTS = {"frame_index": 1, "positive_points": "14,16", "negative_points": "44,
 def test_sam_nodes_are_registered_with_their_own_type(comfy):
     loader, video = comfy.node_class(LOADER), comfy.node_class(VIDEO_MASK)
     assert loader is not None and video is not None
-    assert loader.RETURN_TYPES == ("DEFLICKER_SAM",)
-    assert video.RETURN_TYPES == ("MASK", "IMAGE")
+    assert list(loader.RETURN_TYPES) == ["DEFLICKER_SAM"]
+    assert list(video.RETURN_TYPES) == ["MASK", "IMAGE"]
     assert video.INPUT_TYPES()["required"]["sam"][0] == "DEFLICKER_SAM"
     for node in (loader, video):
         required = node.INPUT_TYPES()["required"]
@@ -41,7 +42,7 @@ def test_loader_without_a_checkpoint_names_folder_files_and_source(comfy):
     placeholder = "(no checkpoint in models/sams)"
 
     with pytest.raises(Exception) as failure:
-        from_pack().load(placeholder, "cpu")
+        from_pack.execute(checkpoint=placeholder, device="cpu")
 
     message = str(failure.value)
     assert type(failure.value).__name__ == "WeightsError"

@@ -1,6 +1,6 @@
 """Every example workflow (example_workflows/*.json, UI format) runs in the real ComfyUI host.
 
-Each file is converted to API format with the live node definitions (scripts/comfy_workflow.py,
+Each file is converted to API format with the live node definitions (tools/comfy_workflow.py,
 which also proves that its widget values line up with the installed nodes), run on the bundled
 demo clip (48 frames, 384x216, 25 fps), and its saved videos are checked: frame count, size,
 frame rate, and that the flicker went down.
@@ -16,33 +16,21 @@ example_workflows/ci/<name>.json (ComfyUI's template browser does not look into 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import flicker_index
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from comfy_workflow import definitions_from_classes, ui_to_api, widget_slots
+from scripts import run_workflow
+from tools.comfy_host import PACK_DIR_NAME, PACK_ROOT, read_video
+from tools.comfy_workflow import definitions_from_classes, ui_to_api, widget_slots
 
 pytestmark = pytest.mark.comfy
-WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
-DEMO = ROOT / "example_workflows" / "demo_flicker.mp4"
+WORKFLOW_DIR = PACK_ROOT / "example_workflows"
+WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.json"))
+DEMO = WORKFLOW_DIR / "demo_flicker.mp4"
 OUR_NODES = ("FitNeuralAtlas", "NeuralFilter", "LocalFlickerRefine", "DeflickerMetrics",
              "DeflickerCompare")
-
-
-def read_video(path: Path) -> tuple[np.ndarray, Fraction]:
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
-        return frames, stream.average_rate
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +43,8 @@ def definitions(comfy):
 
 @pytest.fixture(scope="module")
 def demo_in_comfy(comfy):
-    if not (comfy.input_dir / DEMO.name).is_file():  # the pack copies it; the test above checks
-        shutil.copy(DEMO, comfy.input_dir / DEMO.name)
-    return read_video(DEMO)
+    comfy.require_pack()  # loading it copies the demo clip into the input folder
+    return read_video(comfy.input_dir / DEMO.name)
 
 
 def saved_videos(result, prompt) -> dict[str, Path]:
@@ -157,7 +144,7 @@ def check_metrics_outputs(result, prompt, metrics_id):
 
 @pytest.mark.slow
 def test_requeued_example_workflow_is_served_from_the_cache(comfy, definitions, demo_in_comfy):
-    path = ROOT / "example_workflows" / "deflicker_compare_metrics.json"
+    path = WORKFLOW_DIR / "deflicker_compare_metrics.json"
     prompt = ui_to_api(json.loads(path.read_text()), definitions)
     comfy.run(prompt)  # computed, or cached from the run above
 
@@ -171,12 +158,10 @@ def test_requeued_example_workflow_is_served_from_the_cache(comfy, definitions, 
 def test_run_workflow_script_drives_a_headless_server(tmp_path, make_clip):
     """scripts/run_workflow.py (the demo's driver): main.py server, /object_info conversion,
     LoadVideo pointed at --input, outputs copied out."""
-    import run_workflow
-
     frames = make_clip(tmp_path, "small.mp4", frames=10, width=48, height=32, fps=8)
     out = tmp_path / "out"
 
-    status = run_workflow.main([str(ROOT / "example_workflows" / "deflicker_video.json"),
+    status = run_workflow.main([str(WORKFLOW_DIR / "deflicker_video.json"),
                                 "--input", str(tmp_path / "small.mp4"), "--out-dir", str(out),
                                 "--timeout", "300"])
 
@@ -188,11 +173,9 @@ def test_run_workflow_script_drives_a_headless_server(tmp_path, make_clip):
 
 
 def test_template_browser_lists_and_serves_the_workflows(comfy_server):
-    from comfy_host import PACK_DIR_NAME
-
     listed = comfy_server._get_json("/workflow_templates")
 
     assert sorted(listed.get(PACK_DIR_NAME, [])) == sorted(p.stem for p in WORKFLOWS)
     served = comfy_server._get_json(f"/api/workflow_templates/{PACK_DIR_NAME}/"
                                     "deflicker_video.json")
-    assert served == json.loads((ROOT / "example_workflows" / "deflicker_video.json").read_text())
+    assert served == json.loads((WORKFLOW_DIR / "deflicker_video.json").read_text())
