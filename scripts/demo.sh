@@ -9,7 +9,7 @@ IN=example_workflows/demo_flicker.mp4
 OUTDIR=out/demo
 rm -rf "$OUTDIR"
 echo "--- running example_workflows/deflicker_video.json in a headless ComfyUI ---"
-RESULT=$(.venv/bin/python scripts/run_workflow.py example_workflows/deflicker_video.json \
+RESULT=$(.venv/bin/python -m scripts.run_workflow example_workflows/deflicker_video.json \
   --input "$IN" --out-dir "$OUTDIR")
 VIDEO=$(printf '%s' "$RESULT" | .venv/bin/python -c \
   'import json, sys; print(json.loads(sys.stdin.read().splitlines()[-1])["outputs"][0])')

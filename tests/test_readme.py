@@ -42,3 +42,29 @@ def test_node_reference_matches_the_nodes(comfy):
     assert node_reference.readme_section(README) == expected, (
         "README.md's node reference is out of date: run "
         "`.venv/bin/python scripts/node_reference.py --write`")
+
+
+DOCS = [ROOT / "README.md", ROOT / "bench" / "README.md", *sorted((ROOT / "weights").glob("*.md")),
+        *sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci" / "run"]
+
+
+def test_every_python_command_in_the_docs_and_scripts_names_something_that_exists():
+    # `python -m scripts.x` and `python path/to/x.py` lines: a moved module breaks the Quick start
+    # (scripts/demo.sh) long before a test that imports the module directly would notice.
+    import importlib.util
+
+    modules, paths = set(), set()
+    for doc in DOCS:
+        text = doc.read_text()
+        modules |= set(re.findall(r"python3?\S* -m ([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)", text))
+        paths |= set(re.findall(r"python3?\S* ((?:scripts|bench|tools)/[\w/]+\.py)", text))
+    assert {"deflicker_impl", "bench.deflicker_bench", "scripts.run_workflow"} <= modules
+    ours = {m for m in modules if m.split(".")[0] in {"deflicker_impl", "bench", "scripts", "tools"}}
+    missing = sorted(m for m in ours if importlib.util.find_spec(m) is None)
+    assert not missing, f"modules named in the docs but not found: {missing}"
+    assert not [p for p in paths if not (ROOT / p).is_file()], paths
+    # Run by path, a script has only its own folder on sys.path: the project's packages are
+    # importable only through `python -m`.
+    by_path = [p for p in paths
+               if re.search(r"^(from|import) (tools|bench|scripts)\b", (ROOT / p).read_text(), re.MULTILINE)]
+    assert not by_path, f"run these as `python -m ...`, not by path: {by_path}"
