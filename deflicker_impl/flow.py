@@ -7,6 +7,9 @@ gives the target's content aligned to the source frame.
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -19,6 +22,12 @@ def _dis(preset: str):
 
     cv2.setNumThreads(1)  # deterministic across machines, and the caller's threads stay free
     return cv2.DISOpticalFlow_create(_DIS_PRESETS[preset])
+
+
+@functools.cache
+def _flow_worker() -> ThreadPoolExecutor:
+    """The one background thread that computes the second direction of a flow pair."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="deflicker-flow")
 
 
 def _gray_u8(frame: torch.Tensor | np.ndarray, normalise: bool) -> np.ndarray:
@@ -86,7 +95,14 @@ def flow_with_occlusion(
     source: torch.Tensor, target: torch.Tensor, preset: str = "medium", normalise: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flow source -> target [H,W,2] and its validity mask [H,W] (1 = not occluded)."""
-    fw = compute_flow(source, target, preset, normalise)
-    bw = compute_flow(target, source, preset, normalise)
+    if torch.get_num_threads() > 1:
+        # DIS runs on one thread (see _dis) and releases the GIL: the two directions share
+        # the threads the pack chose for torch instead of leaving all but one idle.
+        backward = _flow_worker().submit(compute_flow, target, source, preset, normalise)
+        fw = compute_flow(source, target, preset, normalise)
+        bw = backward.result()
+    else:
+        fw = compute_flow(source, target, preset, normalise)
+        bw = compute_flow(target, source, preset, normalise)
     mask = occlusion_mask(fw[None], bw[None])[0]
     return fw, mask
