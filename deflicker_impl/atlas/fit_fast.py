@@ -30,6 +30,7 @@ from .pixel_table import PixelTable
 from .stopping import LossStall
 from .texture_atlas import (
     AtlasTexture,
+    ChunkCache,
     DeformationMapping,
     splat_taps,
     splat_to_texture,
@@ -251,10 +252,6 @@ def fit_texture_atlas(
     return TextureAtlasModel(mapping, texture_hi), stats
 
 
-# Memory the full-resolution texture passes may keep between passes (points, colours, taps).
-TEXTURE_CACHE_BYTES = 256 << 20
-
-
 @torch.no_grad()
 def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
                              chunk_pixels: int = 1 << 21):
@@ -272,32 +269,19 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
     reduce = min(1.0, per_unit / (max(full_h, full_w) / 2.0))
     build_h, build_w = max(1, round(full_h * reduce)), max(1, round(full_w * reduce))
     q = frame_coordinates(build_h, build_w)
-    chunk = max(1, chunk_pixels // (full_h * full_w))
-    # The splat and every back-projection pass read the same points, colours and splat taps:
-    # chunks are kept while they fit TEXTURE_CACHE_BYTES and recomputed per pass beyond it.
-    cache: list = []
-    cached_bytes = 0
 
-    def chunks():
-        nonlocal cached_bytes
-        yield from cache
-        for start in range(len(cache) * chunk, num, chunk):
-            stop = min(start + chunk, num)
-            idx = torch.arange(start, stop)
-            img = to_nchw(frames[start:stop])
-            if (build_h, build_w) != (full_h, full_w):
-                img = F.interpolate(img, size=(build_h, build_w), mode="area")
-            a = mapping(idx, q.expand(len(idx), -1, -1, -1))
-            item = (idx, a, img, splat_taps(a, hi, shape))
-            size = a.nbytes + img.nbytes + item[3].nbytes
-            if len(cache) * chunk == start and cached_bytes + size <= TEXTURE_CACHE_BYTES:
-                cache.append(item)
-                cached_bytes += size
-            yield item
+    def build(start, stop):
+        idx = torch.arange(start, stop)
+        img = to_nchw(frames[start:stop])
+        if (build_h, build_w) != (full_h, full_w):
+            img = F.interpolate(img, size=(build_h, build_w), mode="area")
+        a = mapping(idx, q.expand(len(idx), -1, -1, -1))
+        return idx, a, img, splat_taps(a, hi, shape)
 
+    chunks = ChunkCache(num, max(1, chunk_pixels // (full_h * full_w)), build)
     acc = wt = None
     with phase("texture splat"):
-        for idx, _, img, taps in chunks():
+        for idx, _, img, taps in chunks:
             acc = splat_with_taps(taps, img, shape, acc)
             wt = splat_weight(taps, shape, wt)
             tick(len(idx))
@@ -309,7 +293,7 @@ def _full_resolution_texture(frames, mapping, texture_lo, bounds, config, tick,
     with phase("back-projection"):
         for _ in range(config.backprojection_steps):
             acc = None
-            for idx, a, img, taps in chunks():
+            for idx, a, img, taps in chunks:
                 acc = splat_with_taps(taps, img - hi(a), shape, acc)
                 tick(len(idx))
             hi.texture.data = (hi.texture.reshape(3, -1) + acc / (wt + prior_w)).reshape(1, 3, *shape)

@@ -32,7 +32,15 @@ from .coords import frame_coordinates
 from .fit_fast import atlas_bounds, charbonnier, fit_size, similarity_chain
 from .optim import Adam
 from .pixel_table import PixelTable
-from .texture_atlas import AtlasTexture, DeformationMapping, splat_to_texture, texel_grid_size
+from .texture_atlas import (
+    AtlasTexture,
+    ChunkCache,
+    DeformationMapping,
+    splat_taps,
+    splat_to_texture,
+    splat_with_taps,
+    texel_grid_size,
+)
 
 LAYERS = ("foreground", "background")
 ALPHA_CLAMP = 0.02  # mask values are pulled into [c, 1-c] before the logit: finite start
@@ -283,29 +291,28 @@ def _full_resolution_textures(frames, mappings, textures_lo, alpha_logits, confi
     reduce = min(1.0, max(per_units) / (max(full_h, full_w) / 2.0))
     build_h, build_w = max(1, round(full_h * reduce)), max(1, round(full_w * reduce))
     q = frame_coordinates(build_h, build_w)
-    chunk = max(1, chunk_pixels // (full_h * full_w))
     priors = [F.interpolate(t.texture, size=s, mode="bilinear", align_corners=False)
               for t, s in zip(textures_lo, shapes, strict=True)]
     his = [AtlasTexture(p.clone(), t.bounds) for p, t in zip(priors, textures_lo, strict=True)]
 
-    def chunks():
-        for start in range(0, num, chunk):
-            stop = min(start + chunk, num)
-            idx = torch.arange(start, stop)
-            img = to_nchw(frames[start:stop])
-            if (build_h, build_w) != (full_h, full_w):
-                img = F.interpolate(img, size=(build_h, build_w), mode="area")
-            coords = [m(idx, q.expand(len(idx), -1, -1, -1)) for m in mappings]
-            alpha = sample_alpha(alpha_logits, textures_lo[0], coords[0])
-            yield idx, img, (alpha, 1 - alpha), coords
+    def build(start, stop):
+        idx = torch.arange(start, stop)
+        img = to_nchw(frames[start:stop])
+        if (build_h, build_w) != (full_h, full_w):
+            img = F.interpolate(img, size=(build_h, build_w), mode="area")
+        coords = [m(idx, q.expand(len(idx), -1, -1, -1)) for m in mappings]
+        alpha = sample_alpha(alpha_logits, textures_lo[0], coords[0])
+        taps = [splat_taps(a, hi, shape) for a, hi, shape in zip(coords, his, shapes, strict=True)]
+        return idx, img, (alpha, 1 - alpha), coords, taps
 
+    chunks = ChunkCache(num, max(1, chunk_pixels // (full_h * full_w)), build)
     prior_w = 0.05
-    sums, hits = [None, None], [None, None]
-    for idx, img, shares, coords in chunks():
+    # Each layer's splat of [colour * share, share]: the share's sum is the layer's weight.
+    sums = [None, None]
+    for idx, img, shares, _, taps in chunks:
         for k in range(2):
-            sums[k], hits[k] = splat_to_texture(
-                coords[k], torch.cat((img * shares[k], shares[k]), 1), his[k], shapes[k],
-                sums[k], hits[k])
+            sums[k] = splat_with_taps(taps[k], torch.cat((img * shares[k], shares[k]), 1),
+                                      shapes[k], sums[k])
         tick(len(idx))
     weights = []
     for k in range(2):
@@ -314,13 +321,12 @@ def _full_resolution_textures(frames, mappings, textures_lo, alpha_logits, confi
         his[k].texture.data = tex.reshape(1, 3, *shapes[k])
     # Back-projection of the composite's residual, shared out between the layers by alpha.
     for _ in range(config.backprojection_steps):
-        acc, scratch = [None, None], [None, None]
-        for idx, img, shares, coords in chunks():
+        acc = [None, None]
+        for idx, img, shares, coords, taps in chunks:
             fg, bg = his[0](coords[0]), his[1](coords[1])
             residual = img - (shares[0] * fg + shares[1] * bg)
             for k in range(2):
-                acc[k], scratch[k] = splat_to_texture(coords[k], residual * shares[k], his[k],
-                                                      shapes[k], acc[k], scratch[k])
+                acc[k] = splat_with_taps(taps[k], residual * shares[k], shapes[k], acc[k])
             tick(len(idx))
         for k in range(2):
             # Texels a layer shows only faintly (behind a soft alpha) would take the whole

@@ -10,6 +10,7 @@ from it has the same colours: that is what removes the flicker. Structure is onl
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -171,6 +172,50 @@ def splat_weight(taps: SplatTaps, shape: tuple[int, int],
     for k in range(4):
         weight.index_add_(0, taps.index[k].long(), taps.weight[k])
     return weight
+
+
+# Memory the full-resolution texture passes may keep between passes (points, colours, taps).
+TEXTURE_CACHE_BYTES = 256 << 20
+
+
+class ChunkCache:
+    """The per-chunk inputs of the texture passes (atlas points, frame colours, splat taps),
+    built once and read by every pass: the splat and each back-projection step.
+
+    Chunks are kept from the first on while they fit `budget` bytes; later ones are rebuilt on
+    every pass, so memory stays bounded on long or large clips and short clips pay for their
+    points and taps once. `build(start, stop)` returns one chunk as a tuple of tensors and
+    SplatTaps for frames start..stop-1.
+    """
+
+    def __init__(self, num_frames: int, chunk_frames: int,
+                 build: Callable[[int, int], tuple], budget: int | None = None):
+        self.num_frames, self.chunk_frames, self.build = num_frames, chunk_frames, build
+        self.budget = TEXTURE_CACHE_BYTES if budget is None else budget
+        self.kept: list[tuple] = []
+        self.kept_bytes = 0
+
+    def __iter__(self) -> Iterator[tuple]:
+        yield from self.kept
+        for start in range(len(self.kept) * self.chunk_frames, self.num_frames,
+                           self.chunk_frames):
+            item = self.build(start, min(start + self.chunk_frames, self.num_frames))
+            size = sum(_nbytes(part) for part in item)
+            # Only an unbroken run from the first chunk is kept, so that the kept chunks are
+            # always the first len(kept) of the clip.
+            if len(self.kept) * self.chunk_frames == start \
+                    and self.kept_bytes + size <= self.budget:
+                self.kept.append(item)
+                self.kept_bytes += size
+            yield item
+
+
+def _nbytes(part) -> int:
+    if isinstance(part, (torch.Tensor, SplatTaps)):
+        return part.nbytes
+    if isinstance(part, (tuple, list)):
+        return sum(_nbytes(p) for p in part)
+    return 0
 
 
 def splat_to_texture(

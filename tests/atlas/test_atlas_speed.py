@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from synthetic_clips import panning_clip
+from synthetic_clips import moving_object_clip, panning_clip
 
-from deflicker_impl.atlas import AtlasConfig, fit_atlas, fit_fast
+from deflicker_impl.atlas import AtlasConfig, fit_atlas, texture_atlas
 from deflicker_impl.atlas.optim import Adam
 from deflicker_impl.atlas.pixel_table import PixelTable
 from deflicker_impl.atlas.stopping import LossStall
@@ -113,5 +113,31 @@ def test_the_texture_passes_give_the_same_texture_with_and_without_their_cache(m
     clip = panning_clip(frames=6, h=32, w=48)
     config = AtlasConfig(iterations=20)
     cached = fit_atlas(clip, config).texture_preview()
-    monkeypatch.setattr(fit_fast, "TEXTURE_CACHE_BYTES", 0)
+    monkeypatch.setattr(texture_atlas, "TEXTURE_CACHE_BYTES", 0)
     assert torch.equal(fit_atlas(clip, config).texture_preview(), cached)
+
+
+def test_the_two_layer_texture_passes_give_the_same_textures_with_and_without_their_cache(
+        monkeypatch):
+    clip, masks = moving_object_clip(frames=6, h=32, w=48, speed=2.0)
+    config = AtlasConfig(iterations=20)
+    cached = fit_atlas(clip, config, masks=masks)
+    monkeypatch.setattr(texture_atlas, "TEXTURE_CACHE_BYTES", 0)
+    again = fit_atlas(clip, config, masks=masks)
+    assert torch.equal(again.texture_preview(), cached.texture_preview())
+    assert torch.equal(again.render(0, 6), cached.render(0, 6))
+
+
+def test_the_chunk_cache_keeps_the_first_chunks_that_fit_and_rebuilds_the_rest():
+    built = []
+
+    def build(start, stop):
+        built.append(start)
+        return torch.arange(start, stop), torch.zeros(stop - start, 4)  # 8 + 16 bytes per frame
+
+    chunks = texture_atlas.ChunkCache(10, 3, build, budget=2 * (3 * 8 + 3 * 16))
+    first = [item[0].tolist() for item in chunks]
+    second = [item[0].tolist() for item in chunks]
+    assert first == second == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert built == [0, 3, 6, 9, 6, 9]  # two chunks kept; the others built on every pass
+    assert chunks.kept_bytes == 2 * (3 * 8 + 3 * 16)
