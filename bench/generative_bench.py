@@ -13,9 +13,9 @@ generator's chunk seam (+15 red, -13 blue levels from mid-clip on, no flicker) s
 the clip without it.
 
 Methods on the very same tensors: input, ffmpeg's deflicker, mean/std matched to the clip's
-median, our pipeline with atlas colour (the default, identical to the previous release:
-`FilterConfig(faithful=False)`, `RefineConfig(flicker_window=0)`) and with faithful colour
-(`PipelineConfig.faithful()`: atlas confidence, flicker_window 10). On the seam rows also
+median, the previous release (atlas colour with `--previous-filter-weights`), our pipeline with
+atlas colour (the default: `FilterConfig(faithful=False)`, `RefineConfig(flicker_window=0)`) and
+with faithful colour (`PipelineConfig.faithful()`: atlas confidence, flicker_window 10). On the seam rows also
 faithful with `flicker_window=0` (keep no persistent change). The atlas is fitted once per input and shared by both pipelines (the fit is the same).
 Writes <out>/generative_<split>.json and .md with PASS/FAIL lines for the targets.
 """
@@ -103,11 +103,13 @@ def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.T
         cache["atlas"] = (atlas, render_atlas_frames(atlas, dtype=torch.uint8))
         cache["atlas_seconds"] = time.perf_counter() - t0
     atlas, atlas_frames = cache["atlas"]
-    if variant == "previous":
-        fcfg, rcfg = FilterConfig(faithful=False), RefineConfig(flicker_window=0)
+    if variant in ("previous", "default"):
+        weights = args.previous_filter_weights if variant == "previous" else args.filter_weights
+        fcfg = FilterConfig(weights_path=weights, faithful=False)
+        rcfg = RefineConfig(flicker_window=0)
     else:
         window = 0 if variant == "keep_none" else FlickerFieldConfig().flicker_window
-        fcfg = FilterConfig(faithful=True,
+        fcfg = FilterConfig(weights_path=args.filter_weights, faithful=True,
                             flicker=replace(FlickerFieldConfig(), flicker_window=window))
         rcfg = RefineConfig(flicker_window=window)
     out = apply_neural_filter(frames, atlas_frames, fcfg, shot_starts=atlas.shot_starts)
@@ -118,12 +120,13 @@ METHODS = {
     "input": ("input (no-op)", lambda f, c, a: f),
     "ffmpeg": ("ffmpeg deflicker", lambda f, c, a: baselines.ffmpeg_deflicker(f)),
     "clipmedian": ("match clip median", lambda f, c, a: baselines.match_to_clip_median(f)),
-    "previous": ("atlas colour (default, as the previous release)",
+    "previous": ("previous release (atlas colour, --previous-filter-weights)",
                  lambda f, c, a: _pipelines(f, c, "previous", a)),
+    "default": ("atlas colour (default)", lambda f, c, a: _pipelines(f, c, "default", a)),
     "ours": ("faithful colour", lambda f, c, a: _pipelines(f, c, "ours", a)),
     "keep_none": ("faithful, flicker_window=0", lambda f, c, a: _pipelines(f, c, "keep_none", a)),
 }
-PIPELINES = ("previous", "ours", "keep_none")
+PIPELINES = ("previous", "default", "ours", "keep_none")
 
 
 def run(inputs: list[GenInput], methods: list[str], args, log=print):
@@ -273,6 +276,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="bench/results")
     p.add_argument("--name")
     p.add_argument("--sheets", help="folder for picture sheets (W=3 and clean rows)")
+    p.add_argument("--filter-weights", metavar="FILE",
+                   help="neural filter weights of our pipelines (default: the shipped file)")
+    p.add_argument("--previous-filter-weights", metavar="FILE",
+                   help="the previous release's filter weights, for `previous` (e.g. from "
+                        "`git show REV:weights/neural_filter.safetensors > FILE`; default: the "
+                        "shipped file)")
     args = p.parse_args(argv)
     split = SPLITS[args.split]
     args.clips = [c for c in (args.clips.split(",") if args.clips else split) if c]

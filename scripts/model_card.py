@@ -61,6 +61,14 @@ def _filter_parts(meta: dict, data: dict, val: dict,
         (f"| filter output when the frame is already clean (do no harm) | "
          f"{val.get('val_psnr_identity')} |"),
     ]
+    if "val_psnr_wrong_content_output" in val:
+        validation += [
+            (f"| atlas input showing wrong content in every pair "
+             f"({val_set.get('wrong_content_samples')} pairs) | "
+             f"{val.get('val_psnr_wrong_content_atlas')} |"),
+            (f"| **filter output on those pairs** | "
+             f"**{val.get('val_psnr_wrong_content_output')}** |"),
+        ]
     return intro, training, data_rows, validation
 
 
@@ -108,6 +116,14 @@ def _refine_parts(meta: dict, data: dict, val: dict,
     return intro, training, data_rows, validation
 
 
+def _fine_tuned_row(meta: dict) -> list[str]:
+    source = _json(meta, "fine_tuned_from")
+    if not isinstance(source, dict):
+        return []
+    return [(f"| fine-tuned from | `{source.get('file')}` ({source.get('steps')} steps on "
+             f"{source.get('device')}, {float(source.get('wall_time_s') or 0) / 60:.1f} min) |")]
+
+
 STAGES = {"filter": (FILTER_KIND, _filter_parts), "refine": (REFINE_KIND, _refine_parts)}
 
 
@@ -127,6 +143,7 @@ def model_card(stage: str, path: Path) -> str:
         f"| architecture | `{meta.get('arch')}` |",
         f"| parameters | {_json(meta, 'parameters', '?')} |",
         *training,
+        *_fine_tuned_row(meta),
         f"| seed | {_json(meta, 'seed')} |",
         f"| hardware | {meta.get('device')} |",
         f"| wall time | {wall:.0f} s ({wall / 60:.1f} min) |",

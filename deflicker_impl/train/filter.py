@@ -30,7 +30,7 @@ from ..filter.apply import WEIGHTS_KIND
 from ..filter.net import FilterNetConfig, NeuralFilterNet
 from .image_bank import ImageBank, read_cache_sources
 from .loop import TrainOptions, add_common_options, options_from_args, run_command, run_training
-from .pairs import ColourDistortionConfig, make_training_pair
+from .pairs import ColourDistortionConfig, StructureDistortionConfig, make_training_pair
 
 VAL_SEED = 20230316  # the validation set does not depend on the training seed
 
@@ -59,6 +59,20 @@ class ValidationSet:
     target: torch.Tensor
 
 
+@dataclass
+class ValidationSets:
+    """The mixed validation pairs, and pairs whose atlas shows wrong content in every sample
+    (what the filter must learn to ignore: train/pairs.py WRONG_CONTENT_KINDS)."""
+
+    mixed: ValidationSet
+    wrong_content: ValidationSet
+
+    def to(self, device: torch.device) -> ValidationSets:
+        return ValidationSets(*(ValidationSet(*(t.to(device) for t in (v.frame, v.atlas,
+                                                                        v.target)))
+                                for v in (self.mixed, self.wrong_content)))
+
+
 class FilterTraining:
     """The filter's hooks of the training loop: random crops of the image bank made into
     (frame, atlas, target) pairs, the L1 error of the filtered frame."""
@@ -75,8 +89,8 @@ class FilterTraining:
         self.train_bank, self.val_bank = self.bank.split(opts.val_fraction)
         if len(self.train_bank) == 0:
             raise DeflickerInputError("No training images left after the validation split.")
-        self.val_set = build_validation_set(self.val_bank, opts.val_samples, opts.val_crop,
-                                            opts.min_scale)
+        self.val_set = build_validation_sets(self.val_bank, opts.val_samples, opts.val_crop,
+                                             opts.min_scale)
 
     def build_net(self) -> NeuralFilterNet:
         return NeuralFilterNet(FilterNetConfig(widths=self.opts.widths,
@@ -88,8 +102,7 @@ class FilterTraining:
 
     def to_device(self, device: torch.device) -> None:
         self.train_bank = self.train_bank.to(device)
-        val = self.val_set
-        self.val_set = ValidationSet(*(t.to(device) for t in (val.frame, val.atlas, val.target)))
+        self.val_set = self.val_set.to(device)
 
     def losses(self, net, sample_gen, device_gen, device) -> dict[str, torch.Tensor]:
         opts = self.opts
@@ -104,8 +117,11 @@ class FilterTraining:
 
     def export_metadata(self) -> dict:
         opts = self.opts
-        return {"validation_set": {"samples": len(self.val_set.target), "crop": opts.val_crop,
-                                   "seed": VAL_SEED, "val_fraction": opts.val_fraction}}
+        return {"validation_set": {"samples": len(self.val_set.mixed.target),
+                                   "crop": opts.val_crop, "seed": VAL_SEED,
+                                   "val_fraction": opts.val_fraction,
+                                   "wrong_content_samples":
+                                       len(self.val_set.wrong_content.target)}}
 
 
 def train_filter(opts: FilterTrainOptions) -> dict:
@@ -131,39 +147,51 @@ def load_image_bank(opts: FilterTrainOptions) -> ImageBank:
     return ImageBank([im for b in banks for im in b.images], [n for b in banks for n in b.names])
 
 
-def build_validation_set(
+def build_validation_sets(
     bank: ImageBank, samples: int, crop: int, min_scale: float
-) -> ValidationSet:
-    """Fixed validation pairs, made on the CPU so they are the same on every device."""
+) -> ValidationSets:
+    """Fixed validation pairs, made on the CPU so they are the same on every device: the mixed
+    pairs of training, and as many pairs with wrong content in every atlas input."""
     if len(bank) == 0 or samples <= 0:
         empty = torch.zeros(0, 3, crop, crop)
-        return ValidationSet(empty, empty, empty)
+        return ValidationSets(ValidationSet(empty, empty, empty),
+                              ValidationSet(empty, empty, empty))
     gen = torch.Generator().manual_seed(VAL_SEED)
     clean = bank.sample_crops(samples, crop, gen, min_scale)
     # No identity samples: every validation frame is distorted (identity is measured apart).
-    pair = make_training_pair(clean, gen, colour=ColourDistortionConfig(identity_prob=0.0))
-    return ValidationSet(pair.frame, pair.atlas, pair.target)
+    colour = ColourDistortionConfig(identity_prob=0.0)
+    mixed = make_training_pair(clean, gen, colour=colour)
+    wrong = make_training_pair(clean, gen, colour=colour,
+                               structure=StructureDistortionConfig(wrong_content_prob=1.0))
+    return ValidationSets(ValidationSet(mixed.frame, mixed.atlas, mixed.target),
+                          ValidationSet(wrong.frame, wrong.atlas, wrong.target))
 
 
 @torch.no_grad()
-def evaluate(net: NeuralFilterNet, val: ValidationSet, batch: int = 16) -> dict:
+def evaluate(net: NeuralFilterNet, sets: ValidationSets, batch: int = 16) -> dict:
     """Mean per-sample PSNR (dB) of the output, the atlas input, the frame input, and of the
-    output when the frame input is the clean image itself."""
+    output when the frame input is the clean image itself; and of the output and the atlas
+    input on the pairs whose atlas shows wrong content."""
+    val, wrong = sets.mixed, sets.wrong_content
     if len(val.target) == 0:
         return {}
     was_training = net.training
     net.eval()
-    outputs, identities = [], []
-    for i in range(0, len(val.target), batch):
-        sl = slice(i, i + batch)
-        outputs.append(net(val.frame[sl], val.atlas[sl]).float())
-        identities.append(net(val.target[sl], val.atlas[sl]).float())
+
+    def run(frame, atlas):
+        return torch.cat([net(frame[i:i + batch], atlas[i:i + batch]).float()
+                          for i in range(0, len(frame), batch)])
+
+    outputs, identities = run(val.frame, val.atlas), run(val.target, val.atlas)
+    wrong_outputs = run(wrong.frame, wrong.atlas)
     net.train(was_training)
     return {
-        "val_psnr_output": _rounded_psnr(torch.cat(outputs), val.target),
+        "val_psnr_output": _rounded_psnr(outputs, val.target),
         "val_psnr_atlas": _rounded_psnr(val.atlas, val.target),
         "val_psnr_frame": _rounded_psnr(val.frame, val.target),
-        "val_psnr_identity": _rounded_psnr(torch.cat(identities), val.target),
+        "val_psnr_identity": _rounded_psnr(identities, val.target),
+        "val_psnr_wrong_content_output": _rounded_psnr(wrong_outputs, wrong.target),
+        "val_psnr_wrong_content_atlas": _rounded_psnr(wrong.atlas, wrong.target),
     }
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from ..device import resolve_device
 from ..errors import DeflickerInputError
 from ..threads import choose_threads, set_threads
-from ..weights import count_parameters, save_weights
+from ..weights import count_parameters, load_weights, read_weights_metadata, save_weights
 from .run_folder import (
     LOG,
     append_log,
@@ -61,6 +61,7 @@ class TrainOptions:
     session_steps: int | None = None  # stop after this many steps now; --resume continues
     resume: bool = False
     export: str | None = None
+    init_weights: str | None = None  # fine-tune: start from these weights, not from the seed
     command: str = ""  # the command line, recorded in the exported weights
 
 
@@ -101,7 +102,10 @@ def run_training(opts: TrainOptions, stage: TrainingStage) -> dict:
 
     stage.prepare()
     torch.manual_seed(opts.seed)  # network initialisation
-    net = stage.build_net().to(device)
+    net = stage.build_net()
+    if opts.init_weights and not (opts.resume and has_checkpoint(out)):
+        load_weights(opts.init_weights, net, stage.kind)
+    net = net.to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=opts.lr)
     sample_gen = torch.Generator().manual_seed(opts.seed)
     device_gen = torch.Generator(device=device).manual_seed(opts.seed + 1)
@@ -191,10 +195,26 @@ def run_training(opts: TrainOptions, stage: TrainingStage) -> dict:
             "data": data_info, "validation": last_val, **stage.export_metadata(),
             "parameters": count_parameters(net), "command": opts.command,
         }
+        if opts.init_weights:
+            metadata["fine_tuned_from"] = _fine_tuned_from(opts.init_weights, stage.kind)
         save_weights(opts.export, net, stage.kind, metadata)
         summary["exported"] = str(opts.export)
     append_log(out, summary)
     return summary
+
+
+def _fine_tuned_from(path: str, kind: str) -> dict:
+    """What the starting weights of a fine-tuning were: their file and their own training."""
+    meta = read_weights_metadata(path, kind)
+    keep = ("steps", "device", "wall_time_s", "command", "fine_tuned_from")
+    return {"file": Path(path).name, **{k: _json_or_text(meta[k]) for k in keep if k in meta}}
+
+
+def _json_or_text(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def _jsonable(value):
@@ -223,6 +243,8 @@ def add_common_options(parser: argparse.ArgumentParser, defaults: TrainOptions) 
     parser.add_argument("--resume", action="store_true", help="continue from the run folder")
     parser.add_argument("--export", default=None, metavar="FILE",
                         help="write final weights here")
+    parser.add_argument("--init-weights", default=None, metavar="FILE",
+                        help="fine-tune: start from these weights (e.g. the shipped ones)")
 
 
 def options_from_args(args: argparse.Namespace, options_type: type, **overrides):

@@ -25,6 +25,16 @@ import torch.nn.functional as F
 
 LUMA = (0.299, 0.587, 0.114)
 
+# What an atlas frame shows where its mapping fails, with the true colours of somewhere else:
+WRONG_CONTENT_KINDS = {
+    "shifted": "a shifted part of the same image (a mapping that slid)",
+    "other": "a patch of another image (content that is not in this frame)",
+    "smeared": "a smeared fill that has lost the object",
+    "mirrored": "the mirrored view (a character that turned round)",
+    "blend": "a blend of this view with another image or the mirrored view (a ghost of views)",
+    "hole": "a flat fill (the atlas holds nothing there)",
+}
+
 
 @dataclass(frozen=True)
 class ColourDistortionConfig:
@@ -62,8 +72,10 @@ class StructureDistortionConfig:
     lowres_prob: float = 0.6  # downscale then upscale by one of `lowres_factors`
     lowres_factors: tuple[int, ...] = (2, 3, 4, 6)
     smear_prob: float = 0.3  # texture smeared to its local mean inside blobs
-    # Where the atlas mapping fails (moving objects), it shows other content: a shifted part of
-    # the image, another image, or a smeared fill. Blobs covering up to `wrong_content_area`.
+    # Where the atlas mapping fails (moving objects, turning characters), it shows other content,
+    # of these kinds (WRONG_CONTENT_KINDS), in blobs covering up to `wrong_content_area`.
+    wrong_content_kinds: tuple[str, ...] = ("shifted", "other", "smeared", "mirrored", "blend",
+                                            "hole")
     wrong_content_prob: float = 0.5
     wrong_content_area: float = 0.3
     wrong_content_px: float = 32.0
@@ -241,14 +253,29 @@ def _wrong_content(
     gen: torch.Generator,
     cfg: StructureDistortionConfig,
 ) -> torch.Tensor:
-    """Replace random blobs by content that does not belong there (true colours elsewhere)."""
+    """Replace random blobs by content that does not belong there (true colours elsewhere),
+    of one of `cfg.wrong_content_kinds` per sample (see WRONG_CONTENT_KINDS)."""
     n, _, h, w = x.shape
-    shifted = warp(clean, flow + _normal((n, 2, 1, 1), gen) * cfg.wrong_content_px)
-    other = clean.roll(1, dims=0)  # another image of the batch
-    smeared = _box_blur(_box_blur(x, 6), 6)  # a fill that has lost the object
-    kind = torch.randint(3, (n,), generator=gen, device=gen.device)
-    source = torch.where(_per_sample(kind == 0), shifted,
-                         torch.where(_per_sample(kind == 1), other, smeared))
+    sources = []
+    for kind in cfg.wrong_content_kinds:
+        if kind == "shifted":
+            sources.append(warp(clean, flow + _normal((n, 2, 1, 1), gen) * cfg.wrong_content_px))
+        elif kind == "other":
+            sources.append(clean.roll(1, dims=0))
+        elif kind == "smeared":
+            sources.append(_box_blur(_box_blur(x, 6), 6))
+        elif kind == "mirrored":
+            sources.append(warp(clean.flip(-1), flow))
+        elif kind == "blend":
+            view = torch.where(_per_sample(_chance(n, 0.5, gen)) > 0, clean.roll(1, dims=0),
+                               warp(clean.flip(-1), flow))
+            sources.append(torch.lerp(x, view, _uniform((n, 1, 1, 1), gen, 0.3, 0.7)))
+        elif kind == "hole":
+            sources.append(_uniform((n, 1, 1, 1), gen).expand_as(x))
+        else:
+            raise ValueError(f"unknown wrong-content kind {kind!r}; known: {WRONG_CONTENT_KINDS}")
+    choice = torch.randint(len(sources), (n,), generator=gen, device=gen.device)
+    source = torch.stack(sources)[choice, torch.arange(n, device=x.device)]
     area = _uniform((n,), gen, 0.02, cfg.wrong_content_area)
     mask = blob_mask(n, h, w, gen, area) * _per_sample(_chance(n, cfg.wrong_content_prob, gen))
     return torch.lerp(x, source, mask)

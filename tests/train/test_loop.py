@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from deflicker_impl.train.loop import MAX_SKIPPED_STEPS, TrainOptions, run_training
+from deflicker_impl.weights import read_weights_metadata
 
 
 class _Arch:
@@ -87,3 +88,18 @@ def test_a_run_that_keeps_producing_non_finite_gradients_is_aborted(tmp_path):
     assert stage.calls == MAX_SKIPPED_STEPS + 1
     assert not any("loss" in r for r in _events(tmp_path))
 
+
+
+def test_a_fine_tuning_starts_from_the_given_weights_and_records_them(tmp_path):
+    first = _options(tmp_path / "a", 30)
+    first.export = str(tmp_path / "line.safetensors")
+    fitted = run_training(first, LineFit(bad_calls=()))["w"]
+    assert abs(fitted - 2.0) < 0.5
+    tuned = _options(tmp_path / "b", 0)  # no step: the start is what the net holds
+    tuned.init_weights, tuned.export = first.export, str(tmp_path / "tuned.safetensors")
+    assert run_training(tuned, LineFit(bad_calls=()))["w"] == fitted
+    scratch = run_training(_options(tmp_path / "c", 0), LineFit(bad_calls=()))["w"]
+    assert scratch == 0.0
+    source = json.loads(read_weights_metadata(tuned.export, "line")["fine_tuned_from"])
+    assert source == {"file": "line.safetensors", "steps": 30, "device": "cpu",
+                      "wall_time_s": source["wall_time_s"], "command": ""}

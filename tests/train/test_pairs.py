@@ -11,6 +11,7 @@ import torch
 
 from deflicker_impl.train.image_bank import ImageBank
 from deflicker_impl.train.pairs import (
+    WRONG_CONTENT_KINDS,
     ColourDistortionConfig,
     StructureDistortionConfig,
     distort_colour,
@@ -73,7 +74,9 @@ def test_frame_input_keeps_structure_but_changes_colour():
 
 def test_atlas_input_keeps_colour_but_damages_structure():
     clean = clean_batch(32)
-    atlas = distort_structure(clean, torch.Generator().manual_seed(2))
+    # Wrong content (tested below) shows other colours in its blobs on purpose.
+    atlas = distort_structure(clean, torch.Generator().manual_seed(2),
+                              StructureDistortionConfig(wrong_content_prob=0.0))
     mean_error = (atlas.mean((2, 3)) - clean.mean((2, 3))).abs()
     assert float(mean_error.max()) < 0.06 and float(mean_error.mean()) < 0.02
     corr = gradient_correlation(atlas, clean)
@@ -113,3 +116,44 @@ def test_distortions_work_on_tiny_images():
     pair = make_training_pair(clean, gen, structure=StructureDistortionConfig(blur_sigma=3.0))
     assert pair.frame.shape == pair.atlas.shape == (3, 3, 8, 8)
     assert torch.isfinite(pair.atlas).all() and torch.isfinite(pair.frame).all()
+
+
+def _only_wrong_content(kind: str) -> StructureDistortionConfig:
+    """Every structural damage off but wrong content of one kind, in every sample."""
+    return StructureDistortionConfig(
+        warp_px=0.0, fine_warp_px=0.0, tear_prob=0.0, ghost_prob=0.0, blur_prob=0.0,
+        lowres_prob=0.0, smear_prob=0.0, colour_error_sigma=0.0, offset_error_sigma=0.0,
+        wrong_content_prob=1.0, wrong_content_kinds=(kind,))
+
+
+@pytest.mark.parametrize("kind", sorted(WRONG_CONTENT_KINDS))
+def test_each_wrong_content_kind_replaces_blobs_of_the_image(kind):
+    clean = clean_batch(8)
+    atlas = distort_structure(clean, torch.Generator().manual_seed(3), _only_wrong_content(kind))
+    changed = (atlas - clean).abs().amax(1) > 2 / 255  # [N,H,W]: visibly changed
+    fraction = changed.flatten(1).float().mean(1)
+    # Blobs of 2-30 % of the image (a small one can stay below visibility): never the whole.
+    assert float(fraction.max()) < 0.7 and float(fraction.mean()) > 0.08
+    assert int((fraction > 0.01).sum()) >= 6
+
+
+@pytest.mark.parametrize("kind", ["mirrored", "other"])
+def test_mirrored_and_other_image_content_is_that_view_blended_in(kind):
+    """Inside the blobs the atlas lies between the clean image and the kind's source."""
+    clean = clean_batch(8)
+    source = clean.flip(-1) if kind == "mirrored" else clean.roll(1, dims=0)
+    atlas = distort_structure(clean, torch.Generator().manual_seed(4), _only_wrong_content(kind))
+    direction = source - clean
+    norm = (direction ** 2).sum(1, keepdim=True)
+    weight = ((atlas - clean) * direction).sum(1, keepdim=True) / norm.clamp_min(1e-8)
+    residual = atlas - (clean + weight * direction)
+    assert float(residual.abs().max()) < 1e-4
+    weight = weight[norm > 1e-3]  # where the two views differ enough to tell the weight
+    assert float(weight.min()) > -1e-3 and float(weight.max()) < 1 + 1e-3
+    assert float(weight.max()) > 0.95  # the blob's core is the other view itself
+
+
+def test_unknown_wrong_content_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown wrong-content kind 'flipped'"):
+        distort_structure(clean_batch(2), torch.Generator().manual_seed(0),
+                          _only_wrong_content("flipped"))
