@@ -114,6 +114,24 @@ def _run_refine(frames, cache, args):
                         extra_peak_mb=filter_row["peak_mb"], note=note)
 
 
+def _run_previous(frames, cache, args):
+    """The previous release's full pipeline: the same atlas (reused from the atlas row), its
+    filter weights (`--previous-filter-weights`), the refinement; the atlas row's time is
+    added."""
+    from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
+    from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
+
+    atlas_row = cache.get("atlas_row")
+    if "atlas_frames" not in cache or atlas_row is None:
+        _run_atlas(frames, cache, args)
+        atlas_row = {"seconds": 0.0, "peak_mb": 0.0}
+    out = apply_neural_filter(frames, cache["atlas_frames"],
+                              FilterConfig(weights_path=args.previous_filter_weights))
+    out = apply_local_refine(out, RefineConfig(weights_path=args.refine_weights), out=out)
+    return MethodOutput(out, extra_seconds=atlas_row["seconds"],
+                        extra_peak_mb=atlas_row["peak_mb"], note="previous filter weights")
+
+
 def _run_paper(frames, cache, args):
     """The `paper` preset, timed on a few iterations and extrapolated to the full run."""
     from deflicker_impl.atlas import AtlasConfig, fit_atlas
@@ -155,6 +173,7 @@ METHODS = {
         Method("atlas", "ours: atlas (fast)", _run_atlas),
         Method("filter", "ours: atlas+filter", _run_atlas_filter),
         Method("refine", "ours: atlas+filter+refine", _run_refine),
+        Method("previous", "previous release: atlas+filter+refine", _run_previous),
         Method("paper", "ours: atlas (paper)", _run_paper, once=True),
     )
 }
@@ -503,8 +522,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"smoke test: clip {QUICK_CLIP} only, 16 frames, 128 px, no real clips")
     p.add_argument("--frames", type=int, help="first N frames of every clip (default 48)")
     p.add_argument("--long-side", type=int, help="resize so the long side is this (default 384)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated subset of {','.join(METHODS)} (default: all; "
+                        "previous only with --previous-filter-weights)")
     p.add_argument("--clips", help=f"comma-separated subset of {','.join(CLEAN_CLIPS)}")
     p.add_argument("--real", help=f"comma-separated subset of {','.join(REAL_CLIPS)}, or 'none'")
     p.add_argument("--windows", default=",".join(map(str, WINDOWS)),
@@ -514,6 +534,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(default 10; --quick: 2)")
     p.add_argument("--filter-weights",
                    help="neural filter weights for the filter method (default: the shipped file)")
+    p.add_argument("--previous-filter-weights", metavar="FILE",
+                   help="the previous release's filter weights, for the previous method (e.g. "
+                        "from `git show REV:weights/neural_filter.safetensors > FILE`)")
     p.add_argument("--refine-weights",
                    help="local refinement weights for the refine method (default: shipped file)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -530,6 +553,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.clips = _choose(args.clips or default_clips, CLEAN_CLIPS, "--clips")
     real = args.real or ("none" if args.quick else ",".join(REAL_CLIPS))
     args.real = [] if real == "none" else _choose(real, REAL_CLIPS, "--real")
+    if args.methods is None:
+        args.methods = ",".join(k for k in METHODS
+                                if k != "previous" or args.previous_filter_weights)
     args.methods = _choose(args.methods, METHODS, "--methods")
     args.windows = [int(w) for w in args.windows.split(",") if w]
     return args

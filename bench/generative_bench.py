@@ -270,7 +270,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clips", help="comma-separated subset of the split's clips")
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--long-side", type=int, default=320)
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated subset of {','.join(METHODS)} (default: all; "
+                        "previous only with --previous-filter-weights)")
     p.add_argument("--quick", action="store_true", help="first clip only, 12 frames, 128 px")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--out", default="bench/results")
@@ -290,6 +292,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise SystemExit(f"--clips: unknown {', '.join(unknown)}; choose from {', '.join(split)}")
     if args.quick:
         args.clips, args.frames, args.long_side = args.clips[:1], 12, 128
+    if args.methods is None:
+        args.methods = ",".join(k for k in METHODS
+                                if k != "previous" or args.previous_filter_weights)
     args.methods = [m for m in args.methods.split(",") if m]
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
