@@ -129,3 +129,31 @@ def test_runner_scores_baselines_on_a_generated_clip(tmp_path):
     report = markdown_report(result)
     assert "| match clip median |" in report and "| pan | W=3 | ffmpeg deflicker |" in report
     json.dumps(result)  # every number is serialisable
+
+
+def test_previous_release_row_is_the_full_pipeline_with_the_given_filter_weights(tmp_path):
+    """With the shipped weights as the 'previous' ones the row equals the refine row exactly:
+    same atlas, filter and refinement."""
+    from deflicker_impl.filter.apply import FilterConfig
+
+    clean = panning_clip(frames=8, h=32, w=40, speed=1.0)
+    inputs = synthetic_inputs("pan", clean, windows=(3,), seed_base=5)[1:]  # the W=3 input
+    shipped = str(FilterConfig().resolved_weights_path())
+    args = argparse.Namespace(paper_iterations=2, filter_weights=None, refine_weights=None,
+                              previous_filter_weights=shipped)
+    methods = [METHODS[k] for k in ("atlas", "filter", "refine", "previous")]
+    rows, _ = run_benchmark(inputs, methods, args, log=lambda *_: None)
+    by = {r["method"]: r for r in rows}
+    assert by["previous"]["psnr"] == by["refine"]["psnr"]
+    assert by["previous"]["ewarp_ratio"] == by["refine"]["ewarp_ratio"]
+    assert by["previous"]["psnr"] != by["filter"]["psnr"]  # the refinement is part of it
+
+
+def test_previous_row_runs_by_default_only_when_its_weights_are_given():
+    from bench.deflicker_bench import parse_args
+    from bench.generative_bench import parse_args as parse_generative_args
+
+    assert "previous" not in parse_args([]).methods
+    assert "previous" in parse_args(["--previous-filter-weights", "old.safetensors"]).methods
+    assert "previous" not in parse_generative_args([]).methods
+    assert "previous" in parse_generative_args(["--previous-filter-weights", "x"]).methods
