@@ -10,11 +10,13 @@ reliable regions around it, applied to the frame itself.
 
 Flicker is also fast and mean-reverting in time, the scene's own light is not: a lamp switched
 on stays on, a fade keeps fading. The field's log gains are split into their frame-wide mean and
-the spatial deviation from it, and from both their running median over 2 x `flicker_window` + 1
-frames (per shot) is taken out: a median keeps steps and ramps whole, so exactly the persistent
-part of the correction is dropped and the scene's own changes pass through, while changes that
-revert within the window are corrected. The same median drops the atlas's slow errors on
-content it cannot hold, which is why a clean clip comes back nearly untouched.
+the spatial deviation from it, and from both their persistent part is taken out (per shot): the
+running median over 2 x `flicker_window` + 1 frames, which keeps steps and ramps whole, and for
+the frame-wide mean the monotone fit of that median (the scene's light goes one way within a
+shot, slow flicker up and down). So exactly the persistent part of the correction is dropped and
+the scene's own changes pass through, while changes that revert are corrected. The same median
+drops the atlas's slow errors on content it cannot hold, which is why a clean clip comes back
+nearly untouched.
 
 The filter's per-pixel detail beyond the smooth field is added back where the atlas is
 confident, in proportion to the flicker measured in that frame (a frame that needs no
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 from .atlas.confidence import AtlasConfidence, coarse_frames
 from .colour_fields import SmoothColourField, fit_smooth_colour_field
 from .errors import DeflickerInputError
-from .temporal import temporal_median
+from .temporal import monotone_fit, temporal_median
 
 MIN_GAIN = 0.05
 
@@ -143,8 +145,15 @@ def measure_flicker_field(
 
 def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
                      shot_starts: list[int] | None = None) -> torch.Tensor:
-    """Drop the persistent part of log-gain fields [T,3,gy,gx]: per shot, the running median
-    over 2 * flicker_window + 1 frames of their frame-wide mean and of the deviation from it."""
+    """Drop the persistent part of log-gain fields [T,3,gy,gx], per shot: of their spatial
+    deviation from the frame-wide mean, its running median over 2 * flicker_window + 1 frames;
+    of the frame-wide mean, the monotone fit (temporal.monotone_fit) of that running median.
+
+    Within a shot the scene's own frame-wide light goes one way (a lamp switched on, a fade, a
+    grade drifting); what slow flicker leaves in the running median goes up and down, and the
+    monotone fit does not follow it (on the development half of bench/generative_bench.py:
+    W = 10 flicker +0.9 dB, steps and fades +0.2 dB, clean clips unchanged). A light switched
+    on and off again within one shot is partly taken for flicker."""
     if flicker_window <= 0:
         return log_gain.clone()
     t = log_gain.shape[0]
@@ -158,7 +167,7 @@ def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
             continue
         o = overall[a:b].reshape(b - a, -1)
         loc = local[a:b].reshape(b - a, -1)
-        o = o - temporal_median(o, window, edges="shrink")
+        o = o - monotone_fit(temporal_median(o, window, edges="shrink"))
         loc = loc - temporal_median(loc, window, edges="shrink")
         out[a:b] = (o.reshape(b - a, 3, 1, 1) + loc.reshape(local[a:b].shape))
     return out

@@ -41,6 +41,38 @@ def temporal_median(x: torch.Tensor, window: int, edges: str = "replicate") -> t
     return padded.unfold(0, 2 * half + 1, 1).median(dim=-1).values
 
 
+def monotone_fit(x: torch.Tensor) -> torch.Tensor:
+    """Least-squares fit of x [T,C] by series that all rise, or all fall, along time (each
+    channel its own non-decreasing, or non-increasing, series; the one direction that fits
+    the channels best together). Pool-adjacent-violators, O(T) per channel."""
+    if x.shape[0] < 2:
+        return x.clone()
+    values = x.double().t().tolist()
+    rising = torch.tensor([_non_decreasing_fit(v) for v in values], dtype=torch.float64)
+    falling = -torch.tensor([_non_decreasing_fit([-a for a in v]) for v in values],
+                            dtype=torch.float64)
+    reference = x.double().t()
+    best = rising if ((reference - rising) ** 2).sum() <= ((reference - falling) ** 2).sum() \
+        else falling
+    return best.t().to(x.dtype)
+
+
+def _non_decreasing_fit(values: list[float]) -> list[float]:
+    """The non-decreasing series closest to `values` in least squares: runs that break the
+    order are merged into their mean until none does."""
+    means: list[float] = []
+    sizes: list[int] = []
+    for v in values:
+        means.append(v)
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            m, n = means.pop(), sizes.pop()
+            total = sizes[-1] + n
+            means[-1] = (means[-1] * sizes[-1] + m * n) / total
+            sizes[-1] = total
+    return [m for m, n in zip(means, sizes, strict=True) for _ in range(n)]
+
+
 def per_shot(x: torch.Tensor, shot_starts: list[int] | None,
               smooth: Callable[[torch.Tensor], torch.Tensor], min_frames: int = 1) -> torch.Tensor:
     """`smooth` applied to x [T,C] shot by shot (a temporal filter must not reach across a

@@ -128,6 +128,19 @@ def test_keep_scene_light_drops_persistent_changes_and_keeps_fast_ones():
     assert torch.equal(keep_scene_light(field, flicker_window=0), field)
 
 
+def test_keep_scene_light_takes_a_slow_up_and_down_change_for_flicker():
+    """A change held 12 frames, then back (slow flicker): longer than the median's window, yet
+    it reverts; the frame-wide monotone fit leaves well under half of it as light."""
+    t = torch.arange(40)
+    bump = ((t >= 14) & (t < 26)).float() * 0.3
+    field = bump[:, None, None, None].expand(40, 3, 2, 3).contiguous()
+    kept = keep_scene_light(field, flicker_window=5).mean(dim=(1, 2, 3))
+    left_as_light = field.mean(dim=(1, 2, 3)) - kept  # what is not corrected
+    by_median = temporal_median(bump[:, None], 11, edges="shrink")[:, 0]
+    assert float((by_median - bump).abs().max()) < 1e-6  # the median alone keeps it all
+    assert float((left_as_light ** 2).sum()) < 0.5 * float((bump ** 2).sum())
+
+
 def test_running_median_with_shrinking_edges_does_not_take_a_first_frame_flash_for_light():
     flash = torch.zeros(12, 1)
     flash[0] = 1.0  # one bright first frame: flicker, not the scene's light

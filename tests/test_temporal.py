@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from deflicker_impl.temporal import temporal_median, temporal_moving_average
+from deflicker_impl.temporal import monotone_fit, temporal_median, temporal_moving_average
 
 
 def test_moving_average_keeps_constants_and_ramps():
@@ -20,3 +20,30 @@ def test_running_median_keeps_steps_and_drops_single_frame_spikes():
     spiky = x.clone()
     spiky[4] = 5.0
     assert torch.equal(temporal_median(spiky, 5), x)
+
+
+def test_monotone_fit_keeps_rising_and_falling_series_and_is_the_least_squares_one():
+    ramp = torch.linspace(0, 1, 12)[:, None].repeat(1, 2)
+    assert torch.equal(monotone_fit(ramp), ramp)
+    assert torch.equal(monotone_fit(-ramp), -ramp)
+    step = torch.cat([torch.zeros(5, 1), torch.ones(7, 1)])
+    assert torch.equal(monotone_fit(step), step)
+    # Runs that break the order become their mean: [1, 3, 2, 4, 0, 5] -> 3, 2, 4, 0 pooled.
+    x = torch.tensor([[1.0], [3.0], [2.0], [4.0], [0.0], [5.0]])
+    assert torch.allclose(monotone_fit(x)[:, 0], torch.tensor([1, 2.25, 2.25, 2.25, 2.25, 5.0]))
+
+
+def test_monotone_fit_flattens_a_change_that_goes_up_and_comes_back():
+    """Slow flicker goes up and down: a monotone fit keeps little of it, a step it keeps all."""
+    bump = torch.cat([torch.zeros(10, 1), torch.ones(10, 1), torch.zeros(10, 1)])
+    fit = monotone_fit(bump)
+    assert float((fit - fit.mean()).abs().max()) < 0.35  # of a bump of 1
+    assert float(((bump - fit) ** 2).sum()) <= float(((bump - bump.mean()) ** 2).sum())
+
+
+def test_monotone_fit_picks_one_direction_for_all_channels():
+    t = torch.linspace(0, 1, 10)
+    x = torch.stack([t * 2, -0.1 * t], 1)  # channel 0 rises a lot, channel 1 falls a little
+    fit = monotone_fit(x)
+    assert torch.equal(fit[:, 0], x[:, 0])
+    assert bool((fit[1:, 1] >= fit[:-1, 1]).all())  # forced to rise with the others
