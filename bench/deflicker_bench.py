@@ -74,6 +74,7 @@ def _run_atlas(frames, cache, args):
 
     result = run_pipeline(frames, PipelineConfig(stop_after="atlas", atlas=AtlasConfig()))
     cache["atlas_frames"] = result.atlas_frames
+    cache["shot_starts"] = result.atlas.shot_starts
     return MethodOutput(result.frames)
 
 
@@ -132,6 +133,27 @@ def _run_previous(frames, cache, args):
                         extra_peak_mb=atlas_row["peak_mb"], note="previous filter weights")
 
 
+def _run_faithful(frames, cache, args):
+    """The full pipeline with faithful colour (PipelineConfig.faithful()) on the same atlas;
+    the atlas row's time is added."""
+    from deflicker_impl.filter.apply import apply_neural_filter
+    from deflicker_impl.pipeline import PipelineConfig
+    from deflicker_impl.refine.apply import apply_local_refine
+
+    atlas_row = cache.get("atlas_row")
+    if "atlas_frames" not in cache or atlas_row is None:
+        _run_atlas(frames, cache, args)
+        atlas_row = {"seconds": 0.0, "peak_mb": 0.0}
+    cfg = PipelineConfig.faithful()
+    cfg.filter.weights_path = args.filter_weights
+    cfg.refine.weights_path = args.refine_weights
+    shots = cache["shot_starts"]
+    out = apply_neural_filter(frames, cache["atlas_frames"], cfg.filter, shot_starts=shots)
+    out = apply_local_refine(out, cfg.refine, shot_starts=shots, out=out)
+    return MethodOutput(out, extra_seconds=atlas_row["seconds"],
+                        extra_peak_mb=atlas_row["peak_mb"], note="faithful colour")
+
+
 def _run_paper(frames, cache, args):
     """The `paper` preset, timed on a few iterations and extrapolated to the full run."""
     from deflicker_impl.atlas import AtlasConfig, fit_atlas
@@ -173,6 +195,7 @@ METHODS = {
         Method("atlas", "ours: atlas (fast)", _run_atlas),
         Method("filter", "ours: atlas+filter", _run_atlas_filter),
         Method("refine", "ours: atlas+filter+refine", _run_refine),
+        Method("faithful", "ours: faithful colour (opt-in)", _run_faithful),
         Method("previous", "previous release: atlas+filter+refine", _run_previous),
         Method("paper", "ours: atlas (paper)", _run_paper, once=True),
     )

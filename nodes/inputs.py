@@ -59,7 +59,9 @@ def faithful_input() -> io.Boolean.Input:
 _FILTER_WINDOW_TOOLTIP = (
     "Frames a change must last to count as the scene's own light: a lamp switched on, a fade, "
     "a grade that drifts are kept; faster changes that come back (flicker) are removed. A flash "
-    "shorter than this is treated as flicker. 0 = keep no persistent change: every colour step "
+    "shorter than this is treated as flicker, and so is a frame-wide change that goes up and "
+    "comes back within a shot (a lamp switched on and off again is partly flattened). "
+    "0 = keep no persistent change: every colour step "
     "is removed, e.g. the seams that sliding-window generators (Wan and others) leave between "
     "chunks. Used with faithful colour.")
 _REFINE_WINDOW_TOOLTIP = (
