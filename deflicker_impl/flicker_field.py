@@ -151,9 +151,8 @@ def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
 
     Within a shot the scene's own frame-wide light goes one way (a lamp switched on, a fade, a
     grade drifting); what slow flicker leaves in the running median goes up and down, and the
-    monotone fit does not follow it (on the development half of bench/generative_bench.py:
-    W = 10 flicker +0.9 dB, steps and fades +0.2 dB, clean clips unchanged). A light switched
-    on and off again within one shot is partly taken for flicker."""
+    monotone fit does not follow it (measured: README, "Faithful colour"). A light switched on
+    and off again within one shot is partly taken for flicker."""
     if flicker_window <= 0:
         return log_gain.clone()
     t = log_gain.shape[0]

@@ -68,9 +68,10 @@ class ValidationSets:
     wrong_content: ValidationSet
 
     def to(self, device: torch.device) -> ValidationSets:
-        return ValidationSets(*(ValidationSet(*(t.to(device) for t in (v.frame, v.atlas,
-                                                                        v.target)))
-                                for v in (self.mixed, self.wrong_content)))
+        def move(v: ValidationSet) -> ValidationSet:
+            return ValidationSet(v.frame.to(device), v.atlas.to(device), v.target.to(device))
+
+        return ValidationSets(move(self.mixed), move(self.wrong_content))
 
 
 class FilterTraining:
