@@ -1,0 +1,33 @@
+"""The generative benchmark's inputs: every kind of row, and a mild flicker that really is mild."""
+
+from __future__ import annotations
+
+import torch
+from synthetic_clips import panning_clip
+
+from bench.generative_bench import EVENT_WINDOW, MILD_AMPLITUDE, clip_inputs, summarize
+from deflicker_impl.evaluation.metrics import psnr
+
+
+def test_every_clip_gives_clean_flicker_light_seam_and_mild_rows():
+    clean = panning_clip(frames=12, h=32, w=40, speed=1.0)
+    rows = clip_inputs("pan", clean, index=0)
+    assert [r.label for r in rows] == ["clean", "W=1", "W=3", "W=10", "step", "ramp", "seam",
+                                       "mild"]
+    mild = rows[-1]
+    w3 = next(r for r in rows if r.label == "W=3")
+    assert mild.window == EVENT_WINDOW and torch.equal(mild.reference, clean)
+    # The same pattern at MILD_AMPLITUDE of its spreads: the error shrinks about as much.
+    err_mild = (mild.frames - clean).abs().mean()
+    err_w3 = (w3.frames - clean).abs().mean()
+    assert 0.5 * MILD_AMPLITUDE < float(err_mild / err_w3) < 1.5 * MILD_AMPLITUDE
+    assert psnr(mild.frames, clean) > psnr(w3.frames, clean) + 6.0
+
+
+def test_summary_counts_the_mild_clips_a_method_made_worse_than_its_input():
+    rows = [{"method": "ours", "kind": "mild", "psnr": p, "input_psnr": 35.0, "clip": c,
+             "window": EVENT_WINDOW, "ewarp_ratio": 1.0, "seconds_per_frame": 0.0}
+            for c, p in (("a", 33.0), ("b", 36.0), ("c", 34.9))]
+    summary = summarize(rows, ["ours"])["ours"]
+    assert summary["mild_worse_than_input"] == 2 and summary["mild_clips"] == 3
+    assert abs(summary["mild_psnr"] - (33.0 + 36.0 + 34.9) / 3) < 1e-9
