@@ -78,18 +78,22 @@ def _run_atlas(frames, cache, args):
     return MethodOutput(result.frames)
 
 
-def _run_atlas_filter(frames, cache, args):
-    """Filter on the atlas fitted by the `atlas` method for this same input (the fit is
-    deterministic, so refitting would only burn CPU); its time and memory are added."""
-    from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
-
+def _reused_atlas(frames, cache, args) -> tuple[dict, str]:
+    """The atlas row of this same input (the fit is deterministic, so refitting would only burn
+    CPU), fitted here when that row did not run: (its time and memory, a note saying which)."""
     atlas_row = cache.get("atlas_row")
     if "atlas_frames" not in cache or atlas_row is None:
         _run_atlas(frames, cache, args)
-        atlas_row = {"seconds": 0.0, "peak_mb": 0.0}
-        note = "atlas fitted again"
-    else:
-        note = "atlas reused from the atlas row"
+        return {"seconds": 0.0, "peak_mb": 0.0}, "atlas fitted again"
+    return atlas_row, "atlas reused from the atlas row"
+
+
+def _run_atlas_filter(frames, cache, args):
+    """Filter on the atlas fitted by the `atlas` method for this same input; its time and
+    memory are added."""
+    from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
+
+    atlas_row, note = _reused_atlas(frames, cache, args)
     config = FilterConfig(weights_path=args.filter_weights)
     out = apply_neural_filter(frames, cache["atlas_frames"], config)
     cache["filter_frames"] = out
@@ -122,36 +126,29 @@ def _run_previous(frames, cache, args):
     from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
     from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
 
-    atlas_row = cache.get("atlas_row")
-    if "atlas_frames" not in cache or atlas_row is None:
-        _run_atlas(frames, cache, args)
-        atlas_row = {"seconds": 0.0, "peak_mb": 0.0}
+    atlas_row, note = _reused_atlas(frames, cache, args)
     out = apply_neural_filter(frames, cache["atlas_frames"],
                               FilterConfig(weights_path=args.previous_filter_weights))
     out = apply_local_refine(out, RefineConfig(weights_path=args.refine_weights), out=out)
     return MethodOutput(out, extra_seconds=atlas_row["seconds"],
-                        extra_peak_mb=atlas_row["peak_mb"], note="previous filter weights")
+                        extra_peak_mb=atlas_row["peak_mb"], note=note)
 
 
 def _run_faithful(frames, cache, args):
     """The full pipeline with faithful colour (PipelineConfig.faithful()) on the same atlas;
     the atlas row's time is added."""
-    from deflicker_impl.filter.apply import apply_neural_filter
+    from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
     from deflicker_impl.pipeline import PipelineConfig
-    from deflicker_impl.refine.apply import apply_local_refine
+    from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
 
-    atlas_row = cache.get("atlas_row")
-    if "atlas_frames" not in cache or atlas_row is None:
-        _run_atlas(frames, cache, args)
-        atlas_row = {"seconds": 0.0, "peak_mb": 0.0}
-    cfg = PipelineConfig.faithful()
-    cfg.filter.weights_path = args.filter_weights
-    cfg.refine.weights_path = args.refine_weights
+    atlas_row, note = _reused_atlas(frames, cache, args)
+    cfg = PipelineConfig.faithful(filter=FilterConfig(weights_path=args.filter_weights),
+                                  refine=RefineConfig(weights_path=args.refine_weights))
     shots = cache["shot_starts"]
     out = apply_neural_filter(frames, cache["atlas_frames"], cfg.filter, shot_starts=shots)
     out = apply_local_refine(out, cfg.refine, shot_starts=shots, out=out)
     return MethodOutput(out, extra_seconds=atlas_row["seconds"],
-                        extra_peak_mb=atlas_row["peak_mb"], note="faithful colour")
+                        extra_peak_mb=atlas_row["peak_mb"], note=note)
 
 
 def _run_paper(frames, cache, args):

@@ -17,7 +17,8 @@ Methods on the very same tensors: input, ffmpeg's deflicker, mean/std matched to
 median, the previous release (atlas colour with `--previous-filter-weights`), our pipeline with
 atlas colour (the default: `FilterConfig(faithful=False)`, `RefineConfig(flicker_window=0)`) and
 with faithful colour (`PipelineConfig.faithful()`: atlas confidence, flicker_window 10). On the seam rows also
-faithful with `flicker_window=0` (keep no persistent change). The atlas is fitted once per input and shared by both pipelines (the fit is the same).
+faithful with `flicker_window=0` (keep no persistent change). The atlas is fitted once per
+input and shared by all pipelines (the fit is the same).
 Writes <out>/generative_<split>.json and .md with PASS/FAIL lines for the targets.
 """
 

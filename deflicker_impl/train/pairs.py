@@ -256,19 +256,21 @@ def _wrong_content(
     """Replace random blobs by content that does not belong there (true colours elsewhere),
     of one of `cfg.wrong_content_kinds` per sample (see WRONG_CONTENT_KINDS)."""
     n, _, h, w = x.shape
+    other = clean.roll(1, dims=0)  # another image of the batch
+    mirrored = warp(clean.flip(-1), flow) \
+        if {"mirrored", "blend"} & set(cfg.wrong_content_kinds) else None
     sources = []
     for kind in cfg.wrong_content_kinds:
         if kind == "shifted":
             sources.append(warp(clean, flow + _normal((n, 2, 1, 1), gen) * cfg.wrong_content_px))
         elif kind == "other":
-            sources.append(clean.roll(1, dims=0))
+            sources.append(other)
         elif kind == "smeared":
             sources.append(_box_blur(_box_blur(x, 6), 6))
         elif kind == "mirrored":
-            sources.append(warp(clean.flip(-1), flow))
+            sources.append(mirrored)
         elif kind == "blend":
-            view = torch.where(_per_sample(_chance(n, 0.5, gen)) > 0, clean.roll(1, dims=0),
-                               warp(clean.flip(-1), flow))
+            view = torch.where(_per_sample(_chance(n, 0.5, gen)) > 0, other, mirrored)
             sources.append(torch.lerp(x, view, _uniform((n, 1, 1, 1), gen, 0.3, 0.7)))
         elif kind == "hole":
             sources.append(_uniform((n, 1, 1, 1), gen).expand_as(x))
