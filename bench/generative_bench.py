@@ -106,6 +106,7 @@ def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.T
     from deflicker_impl.atlas import AtlasConfig, fit_clip_atlas, render_atlas_frames
     from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
     from deflicker_impl.flicker_field import FlickerFieldConfig
+    from deflicker_impl.pipeline import PipelineConfig
     from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
 
     if "atlas" not in cache:
@@ -120,9 +121,11 @@ def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.T
         rcfg = RefineConfig(flicker_window=0)
     else:
         window = 0 if variant == "keep_none" else FlickerFieldConfig().flicker_window
-        fcfg = FilterConfig(weights_path=args.filter_weights, faithful=True,
-                            flicker=replace(FlickerFieldConfig(), flicker_window=window))
-        rcfg = RefineConfig(flicker_window=window)
+        faithful = PipelineConfig.faithful(
+            flicker_window=window, filter=FilterConfig(weights_path=args.filter_weights))
+        fcfg, rcfg = faithful.filter, faithful.refine
+        if args.faithful_smooth_nodes is not None:
+            rcfg = replace(rcfg, smooth_nodes=args.faithful_smooth_nodes)
     out = apply_neural_filter(frames, atlas_frames, fcfg, shot_starts=atlas.shot_starts)
     return apply_local_refine(out, rcfg, shot_starts=atlas.shot_starts, out=out)
 
@@ -303,6 +306,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the previous release's filter weights, for `previous` (e.g. from "
                         "`git show REV:weights/neural_filter.safetensors > FILE`; default: the "
                         "shipped file)")
+    p.add_argument("--faithful-smooth-nodes", type=int, metavar="N",
+                   help="the refinement's smooth_nodes in the faithful rows (default: "
+                        "PipelineConfig.faithful()'s; 0 is the previous release's per-pixel "
+                        "change)")
     args = p.parse_args(argv)
     split = SPLITS[args.split]
     args.clips = [c for c in (args.clips.split(",") if args.clips else split) if c]

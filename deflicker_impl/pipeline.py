@@ -34,6 +34,9 @@ from .timing import phase
 
 STAGES = ("atlas", "filter", "refine")
 DEFAULT_STOP_AFTER = "refine"  # the last stage run unless told: the whole pipeline
+# Nodes of the smooth field that faithful colour keeps of the refinement's change
+# (RefineConfig.smooth_nodes; chosen on the development half of bench/generative_bench.py).
+FAITHFUL_SMOOTH_NODES = 6
 INTERMEDIATE_DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -64,14 +67,16 @@ class PipelineConfig:
     def faithful(cls, flicker_window: int = 10, strength: float = 1.0, **stages) -> PipelineConfig:
         """Faithful colour throughout (README, "Faithful colour"): the filter takes the atlas's
         colour only where the atlas is right and keeps changes that last longer than
-        `flicker_window` frames; the refinement may not change those either."""
+        `flicker_window` frames; the refinement may not change those either, and changes
+        colour only smoothly in space (`FAITHFUL_SMOOTH_NODES`)."""
         from dataclasses import replace
 
         flt = stages.pop("filter", FilterConfig())
         ref = stages.pop("refine", RefineConfig())
         flt = replace(flt, faithful=True, flicker=replace(
             flt.flicker, flicker_window=flicker_window, strength=strength))
-        ref = replace(ref, flicker_window=flicker_window, strength=strength)
+        ref = replace(ref, flicker_window=flicker_window, strength=strength,
+                      smooth_nodes=FAITHFUL_SMOOTH_NODES)
         return cls(filter=flt, refine=ref, **stages)
 
 

@@ -4,6 +4,7 @@ everywhere). Each function returns a fresh input: a schema owns its inputs."""
 from __future__ import annotations
 
 from ..deflicker_impl.flicker_field import FlickerFieldConfig
+from ..deflicker_impl.pipeline import FAITHFUL_SMOOTH_NODES
 from .host import check_choices, io, weight_choices
 
 _FIELD = FlickerFieldConfig()
@@ -83,3 +84,16 @@ def flicker_window_input() -> io.Int.Input:
 def refine_flicker_window_input() -> io.Int.Input:
     """LocalFlickerRefine's window: how long a change it makes may last (its drift bound)."""
     return _window_input(0, _REFINE_WINDOW_TOOLTIP)
+
+
+def refine_smooth_nodes_input() -> io.Int.Input:
+    """LocalFlickerRefine's smooth change: its colour change kept as a smooth field."""
+    return io.Int.Input(
+        "smooth_nodes", optional=True, default=0, min=0, max=64, step=1,
+        tooltip="Keep this node's change only as a smooth colour field with this many nodes "
+                "across the frame's long side: smooth flicker is still removed, but colour "
+                "carried along a wrong motion estimate (ghosts on turning characters and other "
+                "generated motion) is not, so a clean clip comes back far less changed. "
+                "0 = per pixel, as the network makes it (1 is refused). With faithful colour in "
+                f"NeuralFilter, use {FAITHFUL_SMOOTH_NODES} (what the command line's --faithful "
+                "uses).")

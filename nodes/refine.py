@@ -10,6 +10,7 @@ from .inputs import (
     ChecksWeights,
     atlas_input,
     refine_flicker_window_input,
+    refine_smooth_nodes_input,
     strength_input,
     weights_input,
 )
@@ -31,6 +32,7 @@ class LocalFlickerRefine(ChecksWeights, io.ComfyNode):
             atlas_input(),
             strength_input(),
             refine_flicker_window_input(),
+            refine_smooth_nodes_input(),
         ], outputs=[
             io.Image.Output(display_name="images",
                             tooltip="The refined frames, same count and size as the input."),
@@ -38,11 +40,11 @@ class LocalFlickerRefine(ChecksWeights, io.ComfyNode):
 
     @classmethod
     @with_pack_threads  # the pack's thread count; the host's is restored after
-    def execute(cls, images, weights, atlas=None, strength=1.0, flicker_window=0
-                ) -> io.NodeOutput:
+    def execute(cls, images, weights, atlas=None, strength=1.0, flicker_window=0,
+                smooth_nodes=0) -> io.NodeOutput:
         config = RefineConfig(weights_path=resolve_weights(weights, DEFAULT_WEIGHTS_NAME),
                               device=compute_device(), strength=strength,
-                              flicker_window=flicker_window)
+                              flicker_window=flicker_window, smooth_nodes=smooth_nodes)
         out = apply_local_refine(images, config, on_progress=progress_callback(),
                                  shot_starts=shot_starts_of(images, atlas))
         return io.NodeOutput(finish(out))

@@ -85,7 +85,7 @@ def test_strength_and_window_options_stream_identically_too():
     config = small_config()
     config.filter = replace(config.filter, global_window=3,
                             flicker=replace(config.filter.flicker, strength=0.6))
-    config.refine = replace(config.refine, global_window=7, strength=0.5)
+    config.refine = replace(config.refine, global_window=7, strength=0.5, smooth_nodes=4)
     whole = run_pipeline(clip.clone(), config)
     assert torch.equal(streamed(clip, config)[0], whole.frames)
 

@@ -34,6 +34,7 @@ from ..timing import phase
 from ..weights import check_network_output, load_network, resolve_weights_path
 from .global_bound import bound_global_change
 from .net import LocalRefineNet, RefineNetConfig
+from .smooth_change import keep_smooth_change
 
 WEIGHTS_KIND = "local_refine"
 DEFAULT_WEIGHTS_NAME = "local_refine.safetensors"
@@ -59,11 +60,21 @@ class RefineConfig:
     # (a fade, a lamp) nor drifts; 0: left as the net made it (the default; faithful colour
     # sets it to the filter's flicker_window).
     flicker_window: int = 0
+    # The net's change of each frame is kept only as a smooth per-channel gain field with this
+    # many nodes along the long side (refine/smooth_change.py): the smooth flicker the filter
+    # left is removed, per-pixel colour carried along a wrong flow (ghosts) is not. 0: per
+    # pixel, as the net made it (the default; faithful colour sets it).
+    smooth_nodes: int = 0
     strength: float = 1.0  # 0: the input unchanged, 1: the net's full change
 
     def __post_init__(self) -> None:
         check_strength(self.strength)
         check_flicker_window(self.flicker_window)
+        if isinstance(self.smooth_nodes, bool) or not isinstance(self.smooth_nodes, int) \
+                or self.smooth_nodes < 0 or self.smooth_nodes == 1:
+            raise DeflickerInputError(
+                f"smooth_nodes must be 0 (the net's change per pixel) or a whole number of "
+                f"nodes >= 2, got {self.smooth_nodes!r}.")
 
     def resolved_weights_path(self) -> Path:
         return resolve_weights_path(self.weights_path, DEFAULT_WEIGHTS_NAME)
@@ -177,6 +188,8 @@ class RefineStepper:
                 refined = _refine_tiled(net, current, self.prev_filtered, self.prev_output, flow,
                                         self.states, self.tiles, self.overlap, on_tile)
             check_network_output(refined, net, "The local refinement")
+            if cfg.smooth_nodes:
+                refined = keep_smooth_change(current, refined, cfg.smooth_nodes)
             if cfg.strength != 1.0:
                 refined = current + cfg.strength * (refined - current)
             self.prev_filtered, self.prev_output = current, refined
