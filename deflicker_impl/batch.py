@@ -462,6 +462,16 @@ def _run_here(jobs: list[ClipJob], settings: BatchSettings, on_outcome: Outcome,
         on_outcome(job, process_clip(job, settings))
 
 
+def _finished_report(job: ClipJob, run_id: str) -> dict | None:
+    """The report of a clip this run finished (its output is in place), or None."""
+    try:
+        report = json.loads(Path(job.report).read_text())
+    except (OSError, ValueError):
+        return None
+    done = report.get("run_id") == run_id and report.get("status") == "done"
+    return report if done and Path(job.output).is_file() else None
+
+
 def _crashed_report(job: ClipJob, run_id: str) -> dict | None:
     """The report of a clip a worker had started in this run and never finished, or None."""
     try:
@@ -760,6 +770,15 @@ def _run_locked(jobs: list[ClipJob], out: Path, settings: BatchSettings, *, work
             _run_here(todo, settings, on_outcome, on_start)
         else:
             _run_in_processes(todo, settings, workers, on_outcome)
+    except KeyboardInterrupt:
+        # A clip may have been finished (output committed, report written) just before the
+        # stop reached its outcome: book it, so that the folder's outputs are the clips done.
+        for job in todo:
+            if job.name not in rows:
+                report = _finished_report(job, settings.run_id)
+                if report is not None:
+                    on_outcome(job, report)
+        raise
     finally:
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
