@@ -11,21 +11,19 @@ per-pixel part (measured: README, "The refinement stage").
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from ..atlas.confidence import coarse_frames
 from ..flicker_field import FlickerFieldConfig, fit_log_gains, gain_field
 
 
 def keep_smooth_change(source: torch.Tensor, refined: torch.Tensor, nodes_long_side: int,
-                       fit_long_side: int = 96) -> torch.Tensor:
+                       fit_long_side: int = FlickerFieldConfig.fit_long_side) -> torch.Tensor:
     """source, refined [N,3,H,W] in 0..1 -> source times the smooth per-channel gain field
     (`nodes_long_side` nodes along the long side, fitted at `fit_long_side`) closest to the
     change source -> refined, [N,3,H,W] clamped to 0..1."""
-    h, w = source.shape[-2:]
-    scale = min(1.0, fit_long_side / max(h, w))
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    small = [x.float() if size == (h, w) else F.interpolate(x.float(), size=size, mode="area")
+    n = source.shape[0]
+    small = [coarse_frames(x.permute(0, 2, 3, 1), 0, n, fit_long_side).cpu()
              for x in (source, refined)]
     config = FlickerFieldConfig(nodes_long_side=nodes_long_side, fit_long_side=fit_long_side)
-    log_gain = fit_log_gains(small[0].cpu(), small[1].cpu(), None, config)
+    log_gain = fit_log_gains(small[0], small[1], None, config)
     return gain_field(log_gain.to(source.device)).apply(source).clamp_(0.0, 1.0)
