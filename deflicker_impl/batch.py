@@ -462,23 +462,26 @@ def _run_here(jobs: list[ClipJob], settings: BatchSettings, on_outcome: Outcome,
         on_outcome(job, process_clip(job, settings))
 
 
-def _finished_report(job: ClipJob, run_id: str) -> dict | None:
-    """The report of a clip this run finished (its output is in place), or None."""
+def _report_of_run(job: ClipJob, run_id: str, status: str) -> dict | None:
+    """The clip's report when this run wrote it with `status`, else None (none, unreadable,
+    another run's or another status)."""
     try:
         report = json.loads(Path(job.report).read_text())
     except (OSError, ValueError):
         return None
-    done = report.get("run_id") == run_id and report.get("status") == "done"
-    return report if done and Path(job.output).is_file() else None
+    return report if report.get("run_id") == run_id and report.get("status") == status else None
+
+
+def _finished_report(job: ClipJob, run_id: str) -> dict | None:
+    """The report of a clip this run finished (its output is in place), or None."""
+    report = _report_of_run(job, run_id, "done")
+    return report if report is not None and Path(job.output).is_file() else None
 
 
 def _crashed_report(job: ClipJob, run_id: str) -> dict | None:
     """The report of a clip a worker had started in this run and never finished, or None."""
-    try:
-        report = json.loads(Path(job.report).read_text())
-    except (OSError, ValueError):
-        return None
-    if report.get("run_id") == run_id and report.get("status") == "running":
+    report = _report_of_run(job, run_id, "running")
+    if report is not None:
         output = Path(job.output)
         remove_leftovers(output.parent, output.name)
         report.update(status="failed", error="the worker process died while processing this "
