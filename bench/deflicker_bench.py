@@ -104,7 +104,7 @@ def _run_atlas_filter(frames, cache, args):
 def _run_refine(frames, cache, args):
     """Local refinement on the output of the `filter` method for this same input; the atlas
     and filter rows' time is added (so s/frame is the full pipeline's)."""
-    from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
+    from deflicker_impl.refine.apply import apply_local_refine
 
     filter_row = cache.get("filter_row")
     if "filter_frames" not in cache or filter_row is None:
@@ -114,9 +114,17 @@ def _run_refine(frames, cache, args):
         note = "atlas and filter run again"
     else:
         note = "filter output reused from the filter row"
-    out = apply_local_refine(cache["filter_frames"], RefineConfig(weights_path=args.refine_weights))
+    out = apply_local_refine(cache["filter_frames"], atlas_colour_refine_config(args))
     return MethodOutput(out, extra_seconds=filter_row["seconds"],
                         extra_peak_mb=filter_row["peak_mb"], note=note)
+
+
+def atlas_colour_refine_config(args):
+    """The refinement of the atlas-colour rows (refine, previous): the shipped defaults, with
+    `--refine-smooth-nodes` when given."""
+    from deflicker_impl.refine.apply import RefineConfig
+
+    return RefineConfig(weights_path=args.refine_weights, smooth_nodes=args.refine_smooth_nodes)
 
 
 def _run_previous(frames, cache, args):
@@ -124,12 +132,12 @@ def _run_previous(frames, cache, args):
     filter weights (`--previous-filter-weights`), the refinement; the atlas row's time is
     added."""
     from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
-    from deflicker_impl.refine.apply import RefineConfig, apply_local_refine
+    from deflicker_impl.refine.apply import apply_local_refine
 
     atlas_row, note = _reused_atlas(frames, cache, args)
     out = apply_neural_filter(frames, cache["atlas_frames"],
                               FilterConfig(weights_path=args.previous_filter_weights))
-    out = apply_local_refine(out, RefineConfig(weights_path=args.refine_weights), out=out)
+    out = apply_local_refine(out, atlas_colour_refine_config(args), out=out)
     return MethodOutput(out, extra_seconds=atlas_row["seconds"],
                         extra_peak_mb=atlas_row["peak_mb"], note=note)
 
@@ -559,6 +567,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "from `git show REV:weights/neural_filter.safetensors > FILE`)")
     p.add_argument("--refine-weights",
                    help="local refinement weights for the refine method (default: shipped file)")
+    p.add_argument("--refine-smooth-nodes", type=int, default=0, metavar="N",
+                   help="the refinement's smooth_nodes in the refine and previous rows (default "
+                        "0: the per-pixel change; the faithful row keeps "
+                        "PipelineConfig.faithful()'s)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="torch threads (default: number of cores)")
     p.add_argument("--out", default="bench/results", help="folder for the reports")

@@ -140,13 +140,23 @@ def test_previous_release_row_is_the_full_pipeline_with_the_given_filter_weights
     inputs = synthetic_inputs("pan", clean, windows=(3,), seed_base=5)[1:]  # the W=3 input
     shipped = str(FilterConfig().resolved_weights_path())
     args = argparse.Namespace(paper_iterations=2, filter_weights=None, refine_weights=None,
-                              previous_filter_weights=shipped)
+                              previous_filter_weights=shipped, refine_smooth_nodes=0)
     methods = [METHODS[k] for k in ("atlas", "filter", "refine", "previous")]
     rows, _ = run_benchmark(inputs, methods, args, log=lambda *_: None)
     by = {r["method"]: r for r in rows}
     assert by["previous"]["psnr"] == by["refine"]["psnr"]
     assert by["previous"]["ewarp_ratio"] == by["refine"]["ewarp_ratio"]
     assert by["previous"]["psnr"] != by["filter"]["psnr"]  # the refinement is part of it
+
+
+def test_refine_smooth_nodes_reach_the_atlas_colour_rows_only():
+    """`--refine-smooth-nodes N` sets the refinement of the refine and previous rows; the
+    default is the shipped per-pixel change, and the faithful row keeps its own."""
+    from bench.deflicker_bench import atlas_colour_refine_config, parse_args
+    from deflicker_impl.refine.apply import RefineConfig
+
+    assert atlas_colour_refine_config(parse_args([])) == RefineConfig()
+    assert atlas_colour_refine_config(parse_args(["--refine-smooth-nodes", "6"])).smooth_nodes == 6
 
 
 def test_previous_row_runs_by_default_only_when_its_weights_are_given():
