@@ -31,3 +31,24 @@ def test_summary_counts_the_mild_clips_a_method_made_worse_than_its_input():
     summary = summarize(rows, ["ours"])["ours"]
     assert summary["mild_worse_than_input"] == 2 and summary["mild_clips"] == 3
     assert abs(summary["mild_psnr"] - (33.0 + 36.0 + 34.9) / 3) < 1e-9
+
+
+def test_the_clean_clip_itself_scores_the_floor_and_is_steady_on_reliable_flow(monkeypatch):
+    """Each row carries the clean clip's own E_warp ratio (what a result that keeps every
+    frame's content can reach) and the ratio on flow-reliable pixels; the clean clip returned
+    as the result scores exactly the floor, and far below the input on reliable pixels."""
+    import argparse
+
+    from bench import generative_bench as gb
+
+    clean = panning_clip(frames=8, h=32, w=40, speed=1.0)
+    w3 = next(r for r in clip_inputs("pan", clean, index=0) if r.label == "W=3")
+    monkeypatch.setitem(gb.METHODS, "truth", ("the clean clip", lambda f, c, a: w3.reference))
+    rows, _ = gb.run([w3], ["input", "truth"], argparse.Namespace(), log=lambda *_: None)
+    by = {r["method"]: r for r in rows}
+    assert by["input"]["ewarp_ratio"] == 1.0 and by["input"]["ewarp_ratio_reliable"] == 1.0
+    assert by["truth"]["ewarp_ratio"] == by["truth"]["clean_ewarp_ratio"] \
+        == by["input"]["clean_ewarp_ratio"] < 1.0
+    assert by["truth"]["ewarp_ratio_reliable"] < 0.3
+    summary = summarize(rows, ["input", "truth"])
+    assert summary["truth"]["synthetic_ewarp_ratio_reliable"] == by["truth"]["ewarp_ratio_reliable"]
