@@ -93,14 +93,25 @@ def fit_log_gains(source: torch.Tensor, target: torch.Tensor, weights: torch.Ten
 class FlickerField:
     """Per-frame smooth log-gain fields [T,3,gy,gx]: `fitted` (the filter's own correction),
     `measured` (the correction as estimated, see measure_flicker_field) and `kept` (after the
-    scene's own light is taken out)."""
+    scene's own light is taken out). `offset` [T,3] (0..1 units), when given, is the kept
+    correction's frame-wide level as an added colour: the gain field then brings only its
+    spatial shape (see measure_flicker_field)."""
 
     fitted: torch.Tensor
     measured: torch.Tensor
     kept: torch.Tensor
+    offset: torch.Tensor | None = None
 
     def gains(self, start: int, stop: int, which: str = "kept") -> SmoothColourField:
         return gain_field(getattr(self, which)[start:stop])
+
+    def apply_kept(self, source: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """The kept correction of frames start..stop applied to source [n,3,H,W]."""
+        kept = self.kept[start:stop]
+        if self.offset is None:
+            return gain_field(kept).apply(source)
+        shape = kept - kept.mean(dim=(2, 3), keepdim=True)
+        return gain_field(shape).apply(source) + self.offset[start:stop, :, None, None]
 
     def correction_per_frame(self) -> torch.Tensor:
         """Mean |log gain| of the kept correction per frame [T]."""
@@ -110,22 +121,25 @@ class FlickerField:
 def measure_flicker_field(
     frames: torch.Tensor, atlas_frames: torch.Tensor, filtered_coarse: torch.Tensor,
     confidence: AtlasConfidence, config: FlickerFieldConfig, level_from_atlas: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Log-gain fields [T,3,gy,gx] of the correction, measured where the atlas is right:
-    (the filter's own field, the field as measured).
+    (the filter's own field, the field as measured, the level as an offset [T,3] or None).
 
     The field is what the filter did (filtered ~ gain(x) * frame, fitted with the confidence
-    as weights). With `level_from_atlas` its frame-wide level is replaced by the atlas's own,
-    the log ratio of the confidence-weighted mean colours of atlas frame and frame: the filter
-    takes over the atlas's colour only in part, so a persistent step (a generator's chunk seam)
-    would partly stay; the atlas has one colour per shot. On flicker that is to be told apart
-    from the scene's own light, the filter's level is the more accurate one (dev half of
-    bench/generative_bench.py), so it is the default.
+    as weights). With `level_from_atlas` its frame-wide level is replaced by the atlas's own:
+    the filter takes over the atlas's colour only in part, so a persistent step (a generator's
+    chunk seam) would partly stay; the atlas has one colour per shot. That level is then also
+    returned as an added colour, the difference of the confidence-weighted mean colours of
+    atlas frame and frame (after the field's spatial shape), and applied so: a gain that
+    matches the mean of the reliable pixels over- or undershoots on pixels far brighter than
+    they are (neon over a dark street), an offset moves every pixel alike. On flicker, which
+    is to be told apart from the scene's own light, the filter's level is the more accurate
+    one (dev half of bench/generative_bench.py), so it is the default.
 
     frames, atlas_frames [T,H,W,3]; filtered_coarse [T,3,h,w], the filter's output at the fit
     size."""
     t = frames.shape[0]
-    fitted, fields = [], []
+    fitted, fields, offsets = [], [], []
     for start in range(0, t, config.chunk):
         stop = min(t, start + config.chunk)
         source = coarse_frames(frames, start, stop, config.fit_long_side)
@@ -134,13 +148,19 @@ def measure_flicker_field(
         weights = F.interpolate(confidence.coarse[start:stop].float(), size=source.shape[-2:],
                                 mode="bilinear", align_corners=False)
         log_gain = fit_log_gains(source, target, weights, config)
-        total = weights.sum(dim=(2, 3)).clamp_min(1e-6)  # [n,1]
-        level = ((atlas * weights).sum(dim=(2, 3)) / total).clamp_min(1e-3).log() \
-            - ((source * weights).sum(dim=(2, 3)) / total).clamp_min(1e-3).log()  # [n,3]
-        shape = log_gain - log_gain.mean(dim=(2, 3), keepdim=True)
         fitted.append(log_gain)
-        fields.append(shape + level[..., None, None] if level_from_atlas else log_gain)
-    return torch.cat(fitted), torch.cat(fields)
+        if not level_from_atlas:
+            fields.append(log_gain)
+            continue
+        total = weights.sum(dim=(2, 3)).clamp_min(1e-6)  # [n,1]
+        shape = log_gain - log_gain.mean(dim=(2, 3), keepdim=True)
+        shaped = gain_field(shape).apply(source)
+        atlas_mean = (atlas * weights).sum(dim=(2, 3)) / total  # [n,3]
+        shaped_mean = (shaped * weights).sum(dim=(2, 3)) / total
+        level = atlas_mean.clamp_min(1e-3).log() - shaped_mean.clamp_min(1e-3).log()
+        fields.append(shape + level[..., None, None])
+        offsets.append(atlas_mean - shaped_mean)
+    return torch.cat(fitted), torch.cat(fields), torch.cat(offsets) if offsets else None
 
 
 def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
@@ -188,7 +208,7 @@ def apply_flicker_correction(
     part = frames[start:stop]
     part = part.float() / 255.0 if not part.dtype.is_floating_point else part.float()
     source = part[..., :3].clamp(0, 1).permute(0, 3, 1, 2)
-    kept = field.gains(start, stop, "kept").apply(source)
+    kept = field.apply_kept(source, start, stop)
     fitted = field.gains(start, stop, "fitted").apply(source)
     amount = (field.correction_per_frame()[start:stop] / max(config.detail_gate, 1e-6))
     detail = confidence.at(start, stop, source.shape[-2:]) * amount.clamp(0, 1)[:, None, None,

@@ -193,6 +193,32 @@ def test_keeping_no_persistent_change_removes_a_chunk_seam():
     assert half_step(run_pipeline(seam.clone(), keep_none).frames) - half_step(clip) < 4
 
 
+def test_a_chunk_seam_on_a_dark_street_with_bright_lights_goes_everywhere():
+    """flicker_window 0 takes the atlas's level as an added colour: a gain that matches the dark
+    reliable pixels would overshoot on the bright lights the atlas cannot hold (a neon sign:
+    confidence 0 there). Measured: the worst channel's seam left 1.7 levels overall and 1.2 on
+    the lights; the same level applied as a gain left 9.5 and 99 (the lights' blue overshoots)."""
+    street = 0.06 + 0.06 * smooth_texture(H, W, 3).permute(1, 2, 0)[None].expand(T, -1, -1, -1)
+    street = street.clone()
+    lights = (slice(None), slice(8, 24), slice(60, 90))
+    street[lights] = 0.85
+    seam = add_chunk_seam(street)
+    atlas_frames = seam.mean(dim=0, keepdim=True).expand(T, -1, -1, -1)  # one colour per shot
+    mask = torch.ones(H, W)
+    mask[lights[1:]] = 0.0
+    cfg = FilterConfig(faithful=True, flicker=FlickerFieldConfig(flicker_window=0))
+    out = apply_neural_filter(seam, atlas_frames, cfg,
+                              confidence=confidence_from_mask(mask, T, (H, W)))
+
+    def half_step(x):
+        return float((x[T // 2:].mean(dim=(0, 1, 2)) - x[:T // 2].mean(dim=(0, 1, 2)))
+                     .abs().max() * 255)
+
+    assert half_step(seam) > 12
+    assert half_step(out) < 3.0
+    assert half_step(out[lights]) < 3.0
+
+
 def test_bad_values_get_one_clear_error():
     with pytest.raises(DeflickerInputError, match="strength must be between 0 and 1"):
         FilterConfig(flicker=FlickerFieldConfig(strength=1.5))

@@ -156,11 +156,11 @@ def apply_neural_filter(
         with phase("global colour"):
             return stabilise_global_colour(result, atlas_frames, cfg.global_window,
                                            shot_starts=shot_starts, strength=cfg.flicker.strength)
-    fitted, measured = measure_flicker_field(
+    fitted, measured, offset = measure_flicker_field(
         frames, atlas_frames, torch.cat(coarse), confidence, cfg.flicker,
         level_from_atlas=cfg.flicker.flicker_window == 0)
     kept = keep_scene_light(measured, cfg.flicker.flicker_window, shot_starts)
-    flicker = FlickerField(fitted, measured, kept)
+    flicker = FlickerField(fitted, measured, kept, offset)  # offset: with window 0 only
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
         filtered = chunk_as_batch(raw, start, stop, "filtered", torch.device("cpu"),
