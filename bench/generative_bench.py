@@ -17,7 +17,8 @@ Methods on the very same tensors: input, ffmpeg's deflicker, mean/std matched to
 median, the previous release (atlas colour with `--previous-filter-weights`), our pipeline with
 atlas colour (the default: `FilterConfig(faithful=False)`, `RefineConfig(flicker_window=0)`) and
 with faithful colour (`PipelineConfig.faithful()`: atlas confidence, flicker_window 10). On the seam rows also
-faithful with `flicker_window=0` (keep no persistent change). The atlas is fitted once per
+faithful with `flicker_window=0` (keep no persistent change), and on the seam and clean rows
+the chunk-seam remover then faithful colour (`seams`). The atlas is fitted once per
 input and shared by all pipelines (the fit is the same).
 Writes <out>/generative_<split>.json and .md with PASS/FAIL lines for the targets.
 """
@@ -135,6 +136,17 @@ def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.T
     return apply_local_refine(out, rcfg, shot_starts=atlas.shot_starts, out=out)
 
 
+def _seams_then_faithful(frames: torch.Tensor, cache: dict, args) -> torch.Tensor:
+    """Chunk seams removed first (`SeamConfig(enabled=True)`), then faithful colour with its
+    default window: the README's recipe for a generator's chunk seams."""
+    from deflicker_impl.seams import SeamConfig, remove_chunk_seams
+
+    cleaned, found = remove_chunk_seams(frames, SeamConfig(enabled=True))
+    cache["seams_found"] = len(found)
+    # Frames that changed get their own fit; unchanged ones share the input's.
+    return _pipelines(cleaned, cache if not found else {}, "ours", args)
+
+
 METHODS = {
     "input": ("input (no-op)", lambda f, c, a: f),
     "ffmpeg": ("ffmpeg deflicker", lambda f, c, a: baselines.ffmpeg_deflicker(f)),
@@ -144,8 +156,12 @@ METHODS = {
     "default": ("atlas colour (default)", lambda f, c, a: _pipelines(f, c, "default", a)),
     "ours": ("faithful colour", lambda f, c, a: _pipelines(f, c, "ours", a)),
     "keep_none": ("faithful, flicker_window=0", lambda f, c, a: _pipelines(f, c, "keep_none", a)),
+    "seams": ("chunk seams removed, then faithful", _seams_then_faithful),
 }
-PIPELINES = ("previous", "default", "ours", "keep_none")
+PIPELINES = ("previous", "default", "ours", "keep_none", "seams")
+# Methods that only run on some kinds of input (the seam tools: on the seam rows, and the seam
+# remover also on the clean clips, where it must find nothing).
+ONLY_ON = {"keep_none": ("seam",), "seams": ("seam", "clean")}
 
 
 def run(inputs: list[GenInput], methods: list[str], args, log=print):
@@ -161,7 +177,7 @@ def run(inputs: list[GenInput], methods: list[str], args, log=print):
         floor = warping_error(inp.reference, reference) / ewarp_in if ewarp_in > 0 else None
         cache: dict = {}
         for key in methods:
-            if key == "keep_none" and inp.kind != "seam":
+            if key in ONLY_ON and inp.kind not in ONLY_ON[key]:
                 continue
             torch.manual_seed(0)
             shared_fit = "atlas" in cache
@@ -182,6 +198,8 @@ def run(inputs: list[GenInput], methods: list[str], args, log=print):
                    "peak_mb": mem.peak_mb, "loadavg": round(os.getloadavg()[0], 2)}
             if inp.kind == "seam":
                 row["seam_levels"] = seam_residual(out, inp.reference)
+            if key == "seams":
+                row["seams_found"] = cache.pop("seams_found")
             if inp.kind == "mild":
                 row["input_psnr"] = psnr(inp.frames, inp.reference)
             rows.append(row)
@@ -258,6 +276,10 @@ def check_targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
     if keep_none and keep_none["seam_levels"] is not None:
         checks.append(((f"flicker_window=0: chunk seam left {keep_none['seam_levels']:.1f} "
                        "levels (<= 2)"), keep_none["seam_levels"] <= 2.0))
+    seams = summary.get("seams")
+    if seams and seams["seam_levels"] is not None:
+        checks.append(((f"chunk seams removed: seam left {seams['seam_levels']:.1f} levels "
+                        "(<= 2)"), seams["seam_levels"] <= 2.0))
     return checks
 
 

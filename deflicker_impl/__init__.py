@@ -50,6 +50,7 @@ from .opencv import require_cv2
 from .pipeline import PipelineConfig, PipelineResult, run_pipeline
 from .progress import ProgressFn
 from .refine import RefineConfig, apply_local_refine, load_local_refine
+from .seams import SeamConfig, remove_chunk_seams
 from .shots import ShotConfig, detect_scene_cuts
 
 # Fail at import (ComfyUI shows it as the pack's import error) with the fix, not at the first flow.
@@ -68,6 +69,7 @@ __all__ = [
     "PipelineResult",
     "ProgressFn",
     "RefineConfig",
+    "SeamConfig",
     "ShotConfig",
     "WeightsError",
     "apply_local_refine",
@@ -79,6 +81,7 @@ __all__ = [
     "load_local_refine",
     "load_neural_filter",
     "prepare_clip",
+    "remove_chunk_seams",
     "render_atlas_frames",
     "run_pipeline",
 ]

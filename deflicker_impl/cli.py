@@ -30,6 +30,7 @@ from .pipeline import (
 from .preflight import check_deflicker_job, check_range
 from .progress import TerminalProgress
 from .refine.apply import RefineConfig
+from .seams import SeamConfig, describe_seams
 from .shots import ShotConfig
 from .streaming import analyse_clip, stream_frames_held, stream_pipeline, streaming_unsupported
 from .threads import ENV_VAR as THREADS_ENV_VAR
@@ -86,6 +87,7 @@ def pipeline_config_from_args(args: argparse.Namespace, fps: float | None = None
         "shots": ShotConfig(scene_cuts=not args.no_scene_cuts, cut_sensitivity=args.cut_sensitivity,
                          max_segment_frames=args.max_segment_frames,
                          segment_overlap=args.segment_overlap),
+        "seams": SeamConfig(enabled=args.remove_seams),
         "intermediate_dtype": args.intermediate_dtype, "in_place": True,  # the decoded frames are ours
         "confidence": bool(getattr(args, "save_confidence", None))}
     if args.faithful:
@@ -150,8 +152,11 @@ def _cmd_deflicker(args: argparse.Namespace) -> int:
                       clip.fps)
     written = outputs.commit()
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if config.seams.enabled:
+        print(describe_seams(result.seams), file=sys.stderr)
     summary = {"output": str(written[0]), "frames": t, "width": w, "height": h,
                "fps": float(clip.fps), "shot_starts": result.atlas.shot_starts,
+               "chunk_seams": [seam.frame for seam in result.seams],
                "segments": result.atlas.segment_ranges(),
                "layers": max(seg.atlas.num_layers for seg in result.atlas.segments),
                "seconds": result.seconds_per_stage}
@@ -375,6 +380,10 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                              "to count as the scene's own light; 0 = keep no persistent change "
                              "(removes chunk seams of sliding-window generators); default "
                              "%(default)s")
+    parser.add_argument("--remove-seams", action="store_true",
+                        help="first remove the chunk seams of a sliding-window generator (Wan "
+                             "and others): colour steps from one frame to the next that stay; "
+                             "a light switched on at one frame is removed too")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="0..1: how much of the correction to apply (0 = the input "
                              "unchanged); default %(default)s")

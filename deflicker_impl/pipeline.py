@@ -1,4 +1,5 @@
-"""The whole deflicker pipeline on a clip: atlas, then neural filter, then local refinement.
+"""The whole deflicker pipeline on a clip: atlas, then neural filter, then local refinement
+(after an optional removal of chunk seams, seams.py).
 
 `run_pipeline` is what the CLI and the benchmark call; the ComfyUI nodes call the stages one by
 one instead, so that users can rewire them. The clip is split into shots at scene cuts (and long
@@ -28,7 +29,8 @@ from .filter.apply import FilterConfig, apply_neural_filter
 from .preflight import check_pipeline_config, load_stage_networks
 from .progress import ProgressFn, StageProgress
 from .refine.apply import RefineConfig, apply_local_refine
-from .shots import ShotConfig
+from .seams import ChunkSeam, SeamConfig, remove_chunk_seams
+from .shots import ShotConfig, detect_scene_cuts
 from .threads import ThreadChoice, as_choice
 from .timing import phase
 
@@ -49,6 +51,9 @@ class PipelineConfig:
     filter: FilterConfig = field(default_factory=FilterConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
     shots: ShotConfig = field(default_factory=ShotConfig)
+    # Chunk seams of sliding-window generators, removed before the atlas is fitted (off unless
+    # seams.enabled): the atlas then never holds a chunk's colour.
+    seams: SeamConfig = field(default_factory=SeamConfig)
     # Storage of the rendered atlas frames between atlas and filter ("uint8", "float16",
     # "float32"); stop_after="atlas" always returns float32 frames.
     intermediate_dtype: str = "uint8"
@@ -95,6 +100,7 @@ class PipelineResult:
     seconds_per_stage: dict[str, float]
     cpu_seconds_per_stage: dict[str, float] = field(default_factory=dict)
     confidence: AtlasConfidence | None = None
+    seams: list[ChunkSeam] = field(default_factory=list)  # removed ones (config.seams)
 
 
 def run_pipeline(
@@ -139,6 +145,18 @@ def _run_stages(frames: torch.Tensor, config: PipelineConfig | None,
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
 
+    seams: list[ChunkSeam] = []
+    if cfg.seams.enabled:
+        t0, c0 = time.perf_counter(), time.process_time()
+        with phase("chunk seams"):
+            cuts = (detect_scene_cuts(frames, cfg.shots.cut_sensitivity) if cfg.shots.scene_cuts
+                    else [0])
+            frames, seams = remove_chunk_seams(frames, cfg.seams, shot_starts=cuts)
+        if seams and cfg.in_place:
+            original.copy_(frames)  # the output is written into the caller's tensor
+            frames = original
+        seconds["seams"], cpu["seams"] = time.perf_counter() - t0, time.process_time() - c0
+
     t0, c0 = time.perf_counter(), time.process_time()
     with phase("atlas fit"):
         atlas = fit_clip_atlas(frames, cfg.atlas, cfg.shots, progress.stage("atlas"), masks=masks)
@@ -172,4 +190,4 @@ def _run_stages(frames: torch.Tensor, config: PipelineConfig | None,
         seconds["refine"], cpu["refine"] = time.perf_counter() - t0, time.process_time() - c0
     if on_progress is not None:
         on_progress(1000, 1000)
-    return PipelineResult(output, atlas_frames, atlas, seconds, cpu, confidence)
+    return PipelineResult(output, atlas_frames, atlas, seconds, cpu, confidence, seams)

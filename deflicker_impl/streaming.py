@@ -140,6 +140,8 @@ def streaming_unsupported(config: PipelineConfig, masks: object = None) -> str |
     stages = STAGES[: STAGES.index(config.stop_after) + 1]
     if masks is not None:
         return "foreground masks (a two-layer atlas)"
+    if config.seams.enabled:
+        return "chunk-seam removal (its steps are measured over the whole clip)"
     if config.confidence:
         return "the atlas confidence output (normalised by the whole clip)"
     if "filter" in stages and config.filter.faithful:

@@ -9,6 +9,7 @@ from .filter import NeuralFilter
 from .host import ComfyExtension, io, provide_demo_clip
 from .refine import LocalFlickerRefine
 from .sam import DeflickerSAMLoader, DeflickerSAMVideoMask
+from .seams import RemoveChunkSeams
 
 NODES: list[type[io.ComfyNode]] = [
     FitNeuralAtlas,
@@ -18,6 +19,7 @@ NODES: list[type[io.ComfyNode]] = [
     DeflickerCompare,
     DeflickerSAMLoader,
     DeflickerSAMVideoMask,
+    RemoveChunkSeams,
 ]
 
 

@@ -56,7 +56,7 @@ def test_help_documents_every_option():
     for option in ("--stop-after", "--preset", "--iterations", "--fit-long-side",
                    "--atlas-resolution", "--seed", "--device", "--filter-weights",
                    "--save-atlas-frames", "--save-texture", "--quiet", "--refine-weights",
-                   "--masks", "--sam-checkpoint", "--sam-points", "--sam-box"):
+                   "--masks", "--sam-checkpoint", "--sam-points", "--sam-box", "--remove-seams"):
         assert option in res.stdout
     assert "refine" in res.stdout
 
@@ -70,6 +70,29 @@ def test_full_pipeline_with_refinement_keeps_count_size_and_reports_every_stage(
     assert read_clip(out).frames.shape == read_clip(flickering_mp4).frames.shape
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert set(summary["seconds"]) == {"atlas", "filter", "refine"}
+
+
+def test_remove_seams_takes_a_chunk_seam_out_before_the_atlas(tmp_path):
+    """--remove-seams (the whole-clip path: seams are measured over the clip): the seam's frame
+    is in the summary and in the log, and the saved frames' halves have one colour."""
+    from deflicker_impl.evaluation.synthetic import add_chunk_seam
+
+    clean = panning_clip(frames=16, h=48, w=64, speed=0.5, detail=5)
+    frames_in = tmp_path / "seam_in"
+    write_clip(frames_in, add_chunk_seam(clean))
+    res = run_cli("deflicker", str(frames_in), str(tmp_path / "out"), "--remove-seams",
+                  "--stop-after", "filter", "--iterations", "40", "--quiet")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["chunk_seams"] == [8]
+    assert set(summary["seconds"]) == {"seams", "atlas", "filter"}
+    assert "chunk seams removed at frame 8 (R +15, G +0, B -13)" in res.stderr
+    out = read_clip(tmp_path / "out").frames
+
+    def halves(x):
+        return x[8:].mean(dim=(0, 1, 2)) - x[:8].mean(dim=(0, 1, 2))
+
+    assert float((halves(out) - halves(clean)).abs().max()) * 255 < 2.0
 
 
 def test_missing_refine_weights_are_named(flickering_mp4, tmp_path):

@@ -52,3 +52,22 @@ def test_the_clean_clip_itself_scores_the_floor_and_is_steady_on_reliable_flow(m
     assert by["truth"]["ewarp_ratio_reliable"] < 0.3
     summary = summarize(rows, ["input", "truth"])
     assert summary["truth"]["synthetic_ewarp_ratio_reliable"] == by["truth"]["ewarp_ratio_reliable"]
+
+
+def test_the_seam_remover_runs_on_seam_and_clean_rows_only_and_takes_the_seam_out():
+    """`seams` (remove_chunk_seams, then faithful colour) on the seam row leaves under 2 levels
+    (the issue's target) and finds one seam; on the clean row it finds none; it skips the rest."""
+    import argparse
+
+    from bench import generative_bench as gb
+
+    clean = panning_clip(frames=16, h=48, w=64, speed=0.5)
+    inputs = [r for r in clip_inputs("pan", clean, index=0) if r.label in ("clean", "W=3", "seam")]
+    args = argparse.Namespace(filter_weights=None, faithful_smooth_nodes=None)
+    rows, _ = gb.run(inputs, ["input", "seams"], args, log=lambda *_: None)
+    ours = {r["label"]: r for r in rows if r["method"] == "seams"}
+    assert set(ours) == {"clean", "seam"}
+    assert ours["seam"]["seams_found"] == 1 and ours["seam"]["seam_levels"] < 2.0
+    assert ours["clean"]["seams_found"] == 0
+    inp = next(r for r in rows if r["method"] == "input" and r["label"] == "seam")
+    assert inp["seam_levels"] > 12

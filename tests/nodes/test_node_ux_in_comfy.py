@@ -25,7 +25,7 @@ def pack_nodes(comfy) -> dict:
 
 
 PACK_NODES = {"FitNeuralAtlas", "NeuralFilter", "LocalFlickerRefine", "DeflickerMetrics",
-              "DeflickerCompare", "DeflickerSAMLoader", "DeflickerSAMVideoMask"}
+              "DeflickerCompare", "DeflickerSAMLoader", "DeflickerSAMVideoMask", "RemoveChunkSeams"}
 
 
 def test_pack_declares_every_node_with_the_hosts_schema(comfy):

@@ -271,6 +271,37 @@ def test_local_refine_keeps_count_and_exact_size(comfy):
     assert saved.shape == (5, 17, 23, 3)
 
 
+# -- RemoveChunkSeams -------------------------------------------------------------------------
+
+def test_remove_chunk_seams_puts_a_generated_clips_chunks_on_one_colour(comfy):
+    """A Wan-style chunk seam (+15 red, -13 blue from frame 8 on) through LoadVideo: found at its
+    frame, named in the node's text, gone from the saved frames (within a level, after H.264)."""
+    import torch
+    from synthetic_clips import panning_clip
+
+    from deflicker_impl.evaluation.synthetic import add_chunk_seam
+
+    clean = panning_clip(16, 48, 64, 0.5, seed=4)
+    seamed = add_chunk_seam(clean)
+    write_clip(comfy.input_dir / "seam_64x48.mp4", (seamed * 255).round().byte().numpy())
+    p = PromptBuilder()
+    video = p.add("LoadVideo", file="seam_64x48.mp4")
+    parts = p.add("GetVideoComponents", video=p.out(video))
+    fixed = p.add("RemoveChunkSeams", images=p.out(parts))
+    save = p.add("SaveImage", images=p.out(fixed), filename_prefix="seamless")
+    text = p.add("PreviewAny", source=p.out(fixed, 1))
+
+    result = comfy.run(p.build())
+    saved = torch.from_numpy(read_images(result.image_files(save))).float()
+
+    def halves(x):
+        return (x[8:].mean(dim=(0, 1, 2)) - x[:8].mean(dim=(0, 1, 2)))
+
+    assert saved.shape == (16, 48, 64, 3)
+    assert float((halves(saved) - halves(clean * 255)).abs().max()) < 1.0
+    assert "chunk seams removed at frame 8 (R +15, G +0, B -13)" in result.outputs[text]["text"][0]
+
+
 def test_a_node_leaves_the_hosts_thread_count_as_it_was(comfy):
     """The pack's nodes run with the pack's thread choice (DEFLICKER_THREADS=1 in the tests)
     and give ComfyUI back its own count, which its samplers use."""
