@@ -64,7 +64,8 @@ _FILTER_WINDOW_TOOLTIP = (
     "comes back within a shot (a lamp switched on and off again is partly flattened). "
     "0 = keep no persistent change: every colour step "
     "is removed, e.g. the seams that sliding-window generators (Wan and others) leave between "
-    "chunks. Used with faithful colour.")
+    "chunks (Remove Chunk Seams before the atlas removes those more exactly and keeps the "
+    "scene's light). Used with faithful colour.")
 _REFINE_WINDOW_TOOLTIP = (
     "Changes of colour this node makes that last longer than this many frames are taken out "
     "again, so it never lags behind a fade or a lamp; 0 = off. With faithful colour in "
