@@ -143,14 +143,15 @@ def find_chunk_seams(frames: torch.Tensor, config: SeamConfig | None = None,
 def _held(steps: torch.Tensor, valid: torch.Tensor, t: int, shot_start: int, shot_stop: int,
           hold: int) -> bool:
     """Whether the step between frames t and t+1 is held: the steps of the `hold` pairs on
-    each side (within the shot) add up to far less than it, so the level neither drifts there
-    nor comes back."""
+    each side (within the shot; at least one on each) add up to far less than it, so the level
+    neither drifts there nor comes back. A step into a shot's first or last frame has no such
+    evidence (an old film's first frame, a fade-in) and is never a seam."""
     before = range(max(shot_start, t - hold), t)
     after = range(t + 1, min(shot_stop - 1, t + 1 + hold))
     size = float(steps[t].abs().max())
     for side in (before, after):
         pairs = [p for p in side if valid[p]]
-        if len(pairs) < len(side):
+        if not pairs or len(pairs) < len(side):
             return False
         if pairs and float(steps[pairs].abs().sum(dim=0).max()) > 0.5 * size:
             return False

@@ -94,3 +94,24 @@ def test_bad_settings_get_one_clear_error():
         SeamConfig(hold=0)
     with pytest.raises(DeflickerInputError, match="must be positive"):
         SeamConfig(min_levels=0)
+
+
+def test_short_and_malformed_clips():
+    """One or two frames have no held step: they come back as they are. A clip in 0..255 is
+    refused with the expected range, before any work."""
+    one = panning_clip(1, H, W, 0.5, seed=4)
+    two = add_chunk_seam(panning_clip(2, H, W, 0.5, seed=4), SEAM)
+    for clip in (one, two):
+        out, seams = remove_chunk_seams(clip)
+        assert seams == [] and torch.equal(out, clip)
+    with pytest.raises(DeflickerInputError, match="0..1"):
+        remove_chunk_seams(panning_clip(4, H, W, 0.5, seed=4) * 255)
+
+
+def test_a_step_into_the_first_or_last_frame_is_not_a_seam():
+    """Nothing before (or after) it shows that the level is held: an old film's odd first
+    frame, the last frame of a fade."""
+    clean = panning_clip(T, H, W, 0.5, seed=4)
+    assert find_chunk_seams(add_chunk_seam(clean, SEAM, at=1 / T)) == []
+    assert find_chunk_seams(add_chunk_seam(clean, SEAM, at=(T - 1) / T)) == []
+    assert [s.frame for s in find_chunk_seams(add_chunk_seam(clean, SEAM, at=2 / T))] == [2]
