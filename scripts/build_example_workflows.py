@@ -137,6 +137,30 @@ def after_generation(defs) -> dict:
     return g.to_json()
 
 
+CHUNK_SEAMS_NOTE = """Chunk seams of a sliding-window generator (Wan and others)
+
+Long generations are made chunk by chunk, and each chunk can come out a little warmer or darker than the one before: a colour step that stays. Remove Chunk Seams finds those steps (it measures each frame against the previous one, aligned by optical flow) and gives every chunk the colour of the first; its text output says where it found seams and how large they were. Put it first, before FitNeuralAtlas, so the atlas never holds a chunk's colour.
+
+A light switched on at one frame looks like a seam and is removed too: bypass the node (Ctrl+B) on clips with real light switches. The demo clip has no seams (its flicker changes every frame), so here the node finds none and passes the frames through."""
+
+
+def chunk_seams(defs) -> dict:
+    g = UiGraph(defs)
+    g.note(CHUNK_SEAMS_NOTE, (0, -330), size=(600, 300), title="Read me")
+    _, parts = load_and_split(g, 0, 0)
+    seams = g.add("RemoveChunkSeams", (0, 360), size=(300, 80))
+    g.connect(parts, 0, seams, "images")
+    text = g.add("PreviewAny", (320, 360), size=(300, 120), title="Seams found")
+    g.connect(seams, 1, text, "source")
+    fit = g.add("FitNeuralAtlas", (660, 0), size=(300, 180))
+    g.connect(seams, 0, fit, "images")
+    flt = g.add("NeuralFilter", (990, 0), size=(300, 100))
+    g.connect(seams, 0, flt, "images")
+    g.connect(fit, 1, flt, "atlas_frames")
+    refine_and_save(g, flt, parts, 1320, "video/deflickered_seamless")
+    return g.to_json()
+
+
 def sam_foreground(defs) -> dict:
     g = UiGraph(defs)
     g.note(SAM_NOTE, (0, -330), size=(600, 300), title="Read me")
@@ -160,6 +184,7 @@ WORKFLOWS = {
     "deflicker_compare_metrics": compare_with_metrics,
     "deflicker_after_generation": after_generation,
     "deflicker_sam_foreground": sam_foreground,
+    "deflicker_chunk_seams": chunk_seams,
 }
 
 
