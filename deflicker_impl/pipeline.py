@@ -30,7 +30,7 @@ from .preflight import check_pipeline_config, load_stage_networks
 from .progress import ProgressFn, StageProgress
 from .refine.apply import RefineConfig, apply_local_refine
 from .seams import ChunkSeam, SeamConfig, remove_chunk_seams
-from .shots import ShotConfig, detect_scene_cuts
+from .shots import ShotConfig, shot_starts_for
 from .threads import ThreadChoice, as_choice
 from .timing import phase
 
@@ -149,9 +149,8 @@ def _run_stages(frames: torch.Tensor, config: PipelineConfig | None,
     if cfg.seams.enabled:
         t0, c0 = time.perf_counter(), time.process_time()
         with phase("chunk seams"):
-            cuts = (detect_scene_cuts(frames, cfg.shots.cut_sensitivity) if cfg.shots.scene_cuts
-                    else [0])
-            frames, seams = remove_chunk_seams(frames, cfg.seams, shot_starts=cuts)
+            frames, seams = remove_chunk_seams(frames, cfg.seams,
+                                               shot_starts=shot_starts_for(frames, cfg.shots))
         if seams and cfg.in_place:
             original.copy_(frames)  # the output is written into the caller's tensor
             frames = original

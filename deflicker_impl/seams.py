@@ -22,13 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from .atlas.confidence import coarse_frames
 from .clip import prepare_clip
 from .errors import DeflickerInputError
 from .flow import compute_flow, occlusion_mask, warp_with_flow
 from .progress import ProgressFn
-from .shots import shot_starts_of
+from .shots import shot_ranges, shot_starts_of
 
 
 @dataclass(frozen=True)
@@ -67,17 +67,6 @@ class ChunkSeam:
     step: tuple[float, float, float]
 
 
-def _small(frames: torch.Tensor, long_side: int) -> torch.Tensor:
-    """[T,H,W,3] -> [T,3,h,w] with long side at most `long_side` (area average)."""
-    x = frames.permute(0, 3, 1, 2)
-    h, w = x.shape[-2:]
-    scale = min(1.0, long_side / max(h, w))
-    if scale >= 1.0:
-        return x.contiguous()
-    return F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))),
-                         mode="area")
-
-
 def measure_frame_steps(frames: torch.Tensor, config: SeamConfig | None = None,
                         on_progress: ProgressFn | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +75,7 @@ def measure_frame_steps(frames: torch.Tensor, config: SeamConfig | None = None,
     frames [T,H,W,3] in 0..1 -> (steps [T-1,3]: frame t+1 minus frame t, 0..1 units; valid
     [T-1] bool: False where the flow held too few pixels to measure a step, e.g. at a cut)."""
     cfg = config or SeamConfig()
-    small = _small(frames, cfg.long_side)
+    small = coarse_frames(frames, 0, frames.shape[0], cfg.long_side)
     steps = torch.zeros(max(0, small.shape[0] - 1), 3)
     valid = torch.zeros(steps.shape[0], dtype=torch.bool)
     for t in range(steps.shape[0]):
@@ -95,13 +84,10 @@ def measure_frame_steps(frames: torch.Tensor, config: SeamConfig | None = None,
         forward = compute_flow(a, b, normalise=True)
         backward = compute_flow(b, a, normalise=True)
         held = occlusion_mask(forward[None], backward[None])[0].flatten() > 0
-        if held.float().mean() < cfg.min_valid:
-            if on_progress is not None:
-                on_progress(t + 1, steps.shape[0])
-            continue
-        aligned = warp_with_flow(small[t + 1:t + 2], forward[None])[0]
-        steps[t] = (aligned - small[t]).flatten(1)[:, held].median(dim=1).values
-        valid[t] = True
+        if held.float().mean() >= cfg.min_valid:
+            aligned = warp_with_flow(small[t + 1:t + 2], forward[None])[0]
+            steps[t] = (aligned - small[t]).flatten(1)[:, held].median(dim=1).values
+            valid[t] = True
         if on_progress is not None:
             on_progress(t + 1, steps.shape[0])
     return steps, valid
@@ -112,10 +98,15 @@ def find_chunk_seams(frames: torch.Tensor, config: SeamConfig | None = None,
                      on_progress: ProgressFn | None = None) -> list[ChunkSeam]:
     """The chunk seams of a clip [T,H,W,3] in 0..1, in frame order (none across a shot cut;
     the cuts are detected when `shot_starts` is None)."""
-    cfg = config or SeamConfig()
     frames = prepare_clip(frames, "frames")
-    if shot_starts is None:
-        shot_starts = shot_starts_of(frames)
+    shots = shot_ranges(shot_starts_of(frames) if shot_starts is None else shot_starts,
+                        frames.shape[0])
+    return _find_seams(frames, config or SeamConfig(), shots, on_progress)
+
+
+def _find_seams(frames: torch.Tensor, cfg: SeamConfig, shots: list[tuple[int, int]],
+                on_progress: ProgressFn | None) -> list[ChunkSeam]:
+    """find_chunk_seams on a prepared clip and its shot ranges."""
     steps, valid = measure_frame_steps(frames, cfg, on_progress)
     if int(valid.sum()) < 2:
         return []
@@ -123,20 +114,15 @@ def find_chunk_seams(frames: torch.Tensor, config: SeamConfig | None = None,
     spread = 1.4826 * (measured - measured.median(dim=0).values).abs().median(dim=0).values
     # Below half a level the spread is 8-bit rounding, not the clip's own change.
     spread = spread.clamp_min(0.5 / 255.0)
-    starts = sorted(set(shot_starts or [0]) | {0})
     seams = []
-    for t in range(steps.shape[0]):
-        frame = t + 1  # the first frame after the step
-        if not valid[t] or frame in starts:
-            continue
-        step = steps[t]
-        if float(step.abs().max()) * 255.0 < cfg.min_levels \
-                or float((step.abs() / spread).max()) < cfg.min_ratio:
-            continue
-        shot_start = max(s for s in starts if s <= t)
-        shot_stop = min([s for s in starts if s > t] + [frames.shape[0]])
-        if _held(steps, valid, t, shot_start, shot_stop, cfg.hold):
-            seams.append(ChunkSeam(frame, tuple(float(v) for v in step)))
+    for start, stop in shots:
+        for t in range(start, stop - 1):  # the pairs inside the shot; t + 1: the frame after
+            step = steps[t]
+            if not valid[t] or float(step.abs().max()) * 255.0 < cfg.min_levels \
+                    or float((step.abs() / spread).max()) < cfg.min_ratio:
+                continue
+            if _held(steps, valid, t, start, stop, cfg.hold):
+                seams.append(ChunkSeam(t + 1, tuple(float(v) for v in step)))
     return seams
 
 
@@ -153,7 +139,7 @@ def _held(steps: torch.Tensor, valid: torch.Tensor, t: int, shot_start: int, sho
         pairs = [p for p in side if valid[p]]
         if not pairs or len(pairs) < len(side):
             return False
-        if pairs and float(steps[pairs].abs().sum(dim=0).max()) > 0.5 * size:
+        if float(steps[pairs].abs().sum(dim=0).max()) > 0.5 * size:
             return False
     return True
 
@@ -164,17 +150,15 @@ def remove_chunk_seams(frames: torch.Tensor, config: SeamConfig | None = None,
                        ) -> tuple[torch.Tensor, list[ChunkSeam]]:
     """(frames [T,H,W,3] float32 with every seam's step taken out of the frames after it, the
     seams found). A clip without seams comes back unchanged (the same values)."""
-    cfg = config or SeamConfig()
     frames = prepare_clip(frames, "frames")
-    if shot_starts is None:
-        shot_starts = shot_starts_of(frames)
-    seams = find_chunk_seams(frames, cfg, shot_starts, on_progress)
+    shots = shot_ranges(shot_starts_of(frames) if shot_starts is None else shot_starts,
+                        frames.shape[0])
+    seams = _find_seams(frames, config or SeamConfig(), shots, on_progress)
     if not seams:
         return frames, seams
-    starts = sorted(set(shot_starts or [0]) | {0})
     offset = torch.zeros(frames.shape[0], 3)
     for seam in seams:
-        shot_stop = min([s for s in starts if s > seam.frame] + [frames.shape[0]])
+        shot_stop = next(stop for start, stop in shots if start <= seam.frame < stop)
         offset[seam.frame:shot_stop] -= torch.tensor(seam.step)
     return (frames + offset[:, None, None, :]).clamp_(0.0, 1.0), seams
 

@@ -124,6 +124,12 @@ def detect_scene_cuts(
     return starts
 
 
+def shot_starts_for(frames: torch.Tensor, shots: ShotConfig) -> list[int]:
+    """Shot starts of a clip [T,H,W,3] as `shots` asks: its detected cuts, or [0] with
+    scene_cuts off."""
+    return detect_scene_cuts(frames, shots.cut_sensitivity) if shots.scene_cuts else [0]
+
+
 def cuts_from_differences(d: torch.Tensor, flat: torch.Tensor, sensitivity: float = 0.5
                           ) -> list[int]:
     """Shot start frames from `frame_differences` (d [T-1], flat [T]): the decision of

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..clip import prepare_clip
 from ..errors import DeflickerInputError
 from ..progress import ProgressFn
-from ..shots import ShotConfig, detect_scene_cuts, shot_ranges
+from ..shots import ShotConfig, shot_ranges, shot_starts_for
 from ..timing import phase
 from .config import AtlasConfig
 from .fit import fit_atlas
@@ -160,7 +160,7 @@ def fit_clip_atlas(
                 "one layer. Disconnect the mask or choose preset 'fast'.")
         masks = prepare_masks(masks, num, (h, w))  # one [T,H,W] batch, sliced per segment
     with phase("scene cuts"):
-        starts = detect_scene_cuts(frames, shots.cut_sensitivity) if shots.scene_cuts else [0]
+        starts = shot_starts_for(frames, shots)
     t_cuts = time.perf_counter() - t0
     layout = clip_layout(starts, num, shots)
     total = sum(b - a for a, b in layout)
