@@ -108,6 +108,11 @@ def seam_residual(frames: torch.Tensor, reference: torch.Tensor) -> float:
 # -- methods -----------------------------------------------------------------------------------
 
 
+# The previous release's faithful colour added the filter's per-pixel detail back in full from a
+# kept correction of 0.03 on, without a limit (1.0: any difference in 0..1).
+PREVIOUS_FAITHFUL_DETAIL = {"detail_gate": 0.03, "detail_limit": 1.0}
+
+
 def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.Tensor:
     from deflicker_impl.atlas import AtlasConfig, fit_clip_atlas, render_atlas_frames
     from deflicker_impl.filter.apply import FilterConfig, apply_neural_filter
@@ -130,6 +135,8 @@ def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.T
         faithful = PipelineConfig.faithful(
             flicker_window=window, filter=FilterConfig(weights_path=args.filter_weights))
         fcfg, rcfg = faithful.filter, faithful.refine
+        if variant == "faithful_previous":
+            fcfg = replace(fcfg, flicker=replace(fcfg.flicker, **PREVIOUS_FAITHFUL_DETAIL))
         if args.faithful_smooth_nodes is not None:
             rcfg = replace(rcfg, smooth_nodes=args.faithful_smooth_nodes)
     out = apply_neural_filter(frames, atlas_frames, fcfg, shot_starts=atlas.shot_starts)
@@ -155,10 +162,12 @@ METHODS = {
                  lambda f, c, a: _pipelines(f, c, "previous", a)),
     "default": ("atlas colour (default)", lambda f, c, a: _pipelines(f, c, "default", a)),
     "ours": ("faithful colour", lambda f, c, a: _pipelines(f, c, "ours", a)),
+    "faithful_previous": ("faithful colour, previous release (unlimited per-pixel detail)",
+                          lambda f, c, a: _pipelines(f, c, "faithful_previous", a)),
     "keep_none": ("faithful, flicker_window=0", lambda f, c, a: _pipelines(f, c, "keep_none", a)),
     "seams": ("chunk seams removed, then faithful", _seams_then_faithful),
 }
-PIPELINES = ("previous", "default", "ours", "keep_none", "seams")
+PIPELINES = ("previous", "default", "ours", "faithful_previous", "keep_none", "seams")
 # Methods that only run on some kinds of input (the seam tools: on the seam rows, and the seam
 # remover also on the clean clips, where it must find nothing).
 ONLY_ON = {"keep_none": ("seam",), "seams": ("seam", "clean")}

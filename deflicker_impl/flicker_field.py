@@ -20,7 +20,11 @@ nearly untouched.
 
 The filter's per-pixel detail beyond the smooth field is added back where the atlas is
 confident, in proportion to the flicker measured in that frame (a frame that needs no
-correction gets none). `strength` scales the whole correction.
+correction gets none), and by at most `detail_limit`: what a smooth gain cannot express of
+flicker (its gamma and offset parts, a tone-dependent change) is a few levels, while larger
+differences between the filter's output and the smooth field are the atlas's content showing
+through, even where the confidence is high (a lamp's own fast change on a clean clip opened the
+gate and copied it). `strength` scales the whole correction.
 """
 
 from __future__ import annotations
@@ -51,8 +55,16 @@ class FlickerFieldConfig:
     fit_long_side: int = 96  # long side at which the field is fitted
     # Mean |log gain| of a frame's kept correction at which the filter's per-pixel detail is
     # fully added back (less correction: proportionally less detail).
-    detail_gate: float = 0.03
+    detail_gate: float = 0.1
+    # Largest per-pixel detail added back (0..1 units; 0.04 is about 10 levels).
+    detail_limit: float = 0.04
     chunk: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.detail_gate > 0 or not self.detail_limit >= 0:
+            raise DeflickerInputError(
+                f"detail_gate must be > 0 and detail_limit >= 0 (0: no per-pixel detail), got "
+                f"{self.detail_gate!r} and {self.detail_limit!r}.")
 
 
 def check_strength(value) -> float:
@@ -213,7 +225,8 @@ def apply_flicker_correction(
     amount = (field.correction_per_frame()[start:stop] / max(config.detail_gate, 1e-6))
     detail = confidence.at(start, stop, source.shape[-2:]) * amount.clamp(0, 1)[:, None, None,
                                                                                 None]
-    out = kept + detail * (filtered - fitted)
+    limit = config.detail_limit
+    out = kept + detail * (filtered - fitted).clamp_(-limit, limit)
     if config.strength != 1.0:
         out = source + config.strength * (out - source)
     return out.clamp_(0.0, 1.0)
