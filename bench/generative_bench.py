@@ -366,8 +366,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "shipped file)")
     p.add_argument("--faithful-smooth-nodes", type=int, metavar="N",
                    help="the refinement's smooth_nodes in the faithful rows (default: "
-                        "PipelineConfig.faithful()'s; 0 is the previous release's per-pixel "
-                        "change)")
+                        "PipelineConfig.faithful()'s; 0 is the per-pixel change of the release "
+                        "before faithful_previous)")
     args = p.parse_args(argv)
     split = SPLITS[args.split]
     args.clips = [c for c in (args.clips.split(",") if args.clips else split) if c]

@@ -6,7 +6,7 @@ requirements-bench-media.txt), chosen for
 what atlases find hard: turning characters, things that appear, camera flights, fast non-rigid
 motion, a morph, the scene's own light changes. Split once, by hand, before any tuning into a
 development half (`DEV`, used while designing) and a held-out half (`HELD_OUT`, only measured;
-never tuned on).
+never tuned on); `EXTRA` is a later, second development set.
 """
 
 from __future__ import annotations
@@ -44,7 +44,23 @@ HELD_OUT = {
     "mars_camera": ("video_wan2_2_14B_fun_camera-1", "Wan 2.2 fun camera: a camera move, rovers"),
     "bride_flowers": ("api_happyhorse1_1_t2v-1", "HappyHorse t2v: a bride, flowers pass the lens"),
 }
-SPLITS = {"dev": DEV, "heldout": HELD_OUT}
+# A second development set (`--split extra`), added when the development half no longer showed
+# the harm to clean clips that users meet: eight more template clips, used while tuning like DEV
+# (never held out), chosen for variety before they were measured.
+EXTRA = {
+    "horse_lean": ("api_happyhorse1_1_i2v-1", "HappyHorse i2v: a woman leans on a black horse"),
+    "white_horse": ("api_kling_o3_flf2v-1",
+                    "Kling first-last frame: a rider, a white horse, the view changes"),
+    "queen": ("video_ltx2_3_i2v-1", "LTX-2.3 i2v: a queen in a headdress, a crowd behind"),
+    "tiger_charge": ("api_luma_ray3_3_t2v-1", "Luma Ray3 t2v: a rider on a tiger, dust, an army"),
+    "visor": ("api_grok_video-1", "Grok: a helmet's visor opens, a face appears"),
+    "neon_drive": ("api_vidu_q3_text_to_video-1",
+                   "Vidu Q3 t2v: a cut from the driver to a car racing through neon"),
+    "style_transition": ("template_ltx2_3_style_transition-1",
+                         "LTX-2.3: a photo turns into a watercolour (its own fast grade)"),
+    "curtains": ("api_seedance2_0_t2v-1", "Seedance 2 t2v: a dancer among blowing curtains"),
+}
+SPLITS = {"dev": DEV, "extra": EXTRA, "heldout": HELD_OUT}
 
 
 def template_path(stem: str) -> Path | None:

@@ -6,7 +6,17 @@ import torch
 from synthetic_clips import panning_clip
 
 from bench.generative_bench import EVENT_WINDOW, MILD_AMPLITUDE, clip_inputs, summarize
+from bench.generative_data import SPLITS, template_path
 from deflicker_impl.evaluation.metrics import psnr
+
+
+def test_the_splits_share_no_clip_and_every_clip_is_in_the_pinned_media():
+    stems = [stem for split in SPLITS.values() for stem, _ in split.values()]
+    names = [name for split in SPLITS.values() for name in split]
+    assert len(set(stems)) == len(stems) and len(set(names)) == len(names)
+    assert set(SPLITS) == {"dev", "extra", "heldout"}
+    missing = [stem for stem in stems if template_path(stem) is None]
+    assert not missing, f"not in .venv/bench-media (run scripts/setup_env.sh): {missing}"
 
 
 def test_every_clip_gives_clean_flicker_light_seam_and_mild_rows():
