@@ -94,6 +94,12 @@ def clip_inputs(name: str, clean: torch.Tensor, index: int) -> list[GenInput]:
     return rows
 
 
+def seed_index(split: str, name: str) -> int:
+    """The index that seeds a clip's flicker: its place in its split (held-out clips from 100
+    on), so that a `--clips` subset gets the same inputs as the full run."""
+    return list(SPLITS[split]).index(name) + (100 if split == "heldout" else 0)
+
+
 def seam_residual(frames: torch.Tensor, reference: torch.Tensor) -> float:
     """Largest per-channel step (8-bit levels) between the mean colours of the clip's second
     and first halves that the reference does not have."""
@@ -394,9 +400,9 @@ def main(argv=None) -> dict:
     started, t0 = datetime.datetime.now().isoformat(timespec="seconds"), time.perf_counter()
     split = SPLITS[args.split]
     inputs = []
-    for index, name in enumerate(args.clips):
+    for name in args.clips:
         clean = load_generated_clip(split[name][0], args.frames, args.long_side)
-        inputs += clip_inputs(name, clean, index + (100 if args.split == "heldout" else 0))
+        inputs += clip_inputs(name, clean, seed_index(args.split, name))
     rows, sheets = run(inputs, args.methods, args)
     summary = summarize(rows, args.methods)
     result = {

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from synthetic_clips import panning_clip
 
-from bench.generative_bench import EVENT_WINDOW, MILD_AMPLITUDE, clip_inputs, summarize
+from bench.generative_bench import (
+    EVENT_WINDOW,
+    MILD_AMPLITUDE,
+    clip_inputs,
+    parse_args,
+    seed_index,
+    summarize,
+)
 from bench.generative_data import SPLITS, template_path
 from deflicker_impl.evaluation.metrics import psnr
 
@@ -17,6 +24,13 @@ def test_the_splits_share_no_clip_and_every_clip_is_in_the_pinned_media():
     assert set(SPLITS) == {"dev", "extra", "heldout"}
     missing = [stem for stem in stems if template_path(stem) is None]
     assert not missing, f"not in .venv/bench-media (run scripts/setup_env.sh): {missing}"
+
+
+def test_a_clip_subset_gets_the_same_flicker_as_the_full_run():
+    subset = parse_args(["--split", "heldout", "--clips", "bride_flowers"])
+    assert subset.clips == ["bride_flowers"]
+    assert seed_index("heldout", "bride_flowers") == 105  # its place in the split, not in --clips
+    assert seed_index("dev", "wan_turn") == 0 and seed_index("extra", "curtains") == 7
 
 
 def test_every_clip_gives_clean_flicker_light_seam_and_mild_rows():
