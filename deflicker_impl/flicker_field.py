@@ -222,7 +222,7 @@ def apply_flicker_correction(
     source = part[..., :3].clamp(0, 1).permute(0, 3, 1, 2)
     kept = field.apply_kept(source, start, stop)
     fitted = field.gains(start, stop, "fitted").apply(source)
-    amount = (field.correction_per_frame()[start:stop] / max(config.detail_gate, 1e-6))
+    amount = field.correction_per_frame()[start:stop] / config.detail_gate
     detail = confidence.at(start, stop, source.shape[-2:]) * amount.clamp(0, 1)[:, None, None,
                                                                                 None]
     limit = config.detail_limit

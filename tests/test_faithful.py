@@ -17,6 +17,7 @@ import pytest
 import torch
 from synthetic_clips import panning_clip, smooth_texture
 
+from bench.generative_bench import PREVIOUS_FAITHFUL_DETAIL
 from deflicker_impl.atlas import fit_clip_atlas, render_atlas_frames
 from deflicker_impl.atlas.confidence import (
     atlas_confidence,
@@ -129,7 +130,7 @@ def test_a_fast_change_of_the_scenes_own_light_does_not_bring_in_the_atlas_conte
     gamma[14:] = 0.6
     lit = panning_clip(T, H, W, 0.5, seed=3).clamp_min(1e-4) ** gamma[:, None, None, None]
     unlimited = replace(FAITHFUL, filter=replace(FAITHFUL.filter, flicker=replace(
-        FAITHFUL.filter.flicker, detail_gate=0.03, detail_limit=1.0)))
+        FAITHFUL.filter.flicker, **PREVIOUS_FAITHFUL_DETAIL)))
     ours = psnr(run_pipeline(lit.clone(), FAITHFUL).frames, lit)
     assert ours > 43.5
     assert ours > psnr(run_pipeline(lit.clone(), unlimited).frames, lit) + 2.5
