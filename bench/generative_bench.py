@@ -114,9 +114,12 @@ def seam_residual(frames: torch.Tensor, reference: torch.Tensor) -> float:
 # -- methods -----------------------------------------------------------------------------------
 
 
-# The previous release's faithful colour added the filter's per-pixel detail back in full from a
-# kept correction of 0.03 on, without a limit (1.0: any difference in 0..1).
-PREVIOUS_FAITHFUL_DETAIL = {"detail_gate": 0.03, "detail_limit": 1.0}
+# The previous release's faithful colour applied every kept correction as measured, however
+# small (no noise floor) ...
+PREVIOUS_FAITHFUL = {"noise_floor": 0.0}
+# ... and the one before it also added the filter's per-pixel detail back in full from a kept
+# correction of 0.03 on, without a limit (1.0: any difference in 0..1).
+BEFORE_DETAIL_LIMIT = {**PREVIOUS_FAITHFUL, "detail_gate": 0.03, "detail_limit": 1.0}
 
 
 def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.Tensor:
@@ -142,7 +145,7 @@ def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.T
             flicker_window=window, filter=FilterConfig(weights_path=args.filter_weights))
         fcfg, rcfg = faithful.filter, faithful.refine
         if variant == "faithful_previous":
-            fcfg = replace(fcfg, flicker=replace(fcfg.flicker, **PREVIOUS_FAITHFUL_DETAIL))
+            fcfg = replace(fcfg, flicker=replace(fcfg.flicker, **PREVIOUS_FAITHFUL))
         if args.faithful_smooth_nodes is not None:
             rcfg = replace(rcfg, smooth_nodes=args.faithful_smooth_nodes)
     out = apply_neural_filter(frames, atlas_frames, fcfg, shot_starts=atlas.shot_starts)
@@ -168,7 +171,7 @@ METHODS = {
                  lambda f, c, a: _pipelines(f, c, "previous", a)),
     "default": ("atlas colour (default)", lambda f, c, a: _pipelines(f, c, "default", a)),
     "ours": ("faithful colour", lambda f, c, a: _pipelines(f, c, "ours", a)),
-    "faithful_previous": ("faithful colour, previous release (unlimited per-pixel detail)",
+    "faithful_previous": ("faithful colour, previous release (no noise floor)",
                           lambda f, c, a: _pipelines(f, c, "faithful_previous", a)),
     "keep_none": ("faithful, flicker_window=0", lambda f, c, a: _pipelines(f, c, "keep_none", a)),
     "seams": ("chunk seams removed, then faithful", _seams_then_faithful),
@@ -372,8 +375,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "shipped file)")
     p.add_argument("--faithful-smooth-nodes", type=int, metavar="N",
                    help="the refinement's smooth_nodes in the faithful rows (default: "
-                        "PipelineConfig.faithful()'s; 0 is the per-pixel change of the release "
-                        "before faithful_previous)")
+                        "PipelineConfig.faithful()'s; 0 is the per-pixel change of an earlier "
+                        "release)")
     args = p.parse_args(argv)
     split = SPLITS[args.split]
     args.clips = [c for c in (args.clips.split(",") if args.clips else split) if c]

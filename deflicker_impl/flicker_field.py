@@ -24,7 +24,9 @@ correction gets none), and by at most `detail_limit`: what a smooth gain cannot 
 flicker (its gamma and offset parts, a tone-dependent change) is a few levels, while larger
 differences between the filter's output and the smooth field are the atlas's content showing
 through, even where the confidence is high (a lamp's own fast change on a clean clip opened the
-gate and copied it). `strength` scales the whole correction.
+gate and copied it). Kept corrections within the measurement's noise (`noise_floor`) are
+shrunk to nothing, so that a clip without flicker comes back untouched rather than moved by
+the filter's own jitter. `strength` scales the whole correction.
 """
 
 from __future__ import annotations
@@ -58,13 +60,17 @@ class FlickerFieldConfig:
     detail_gate: float = 0.1
     # Largest per-pixel detail added back (0..1 units; 0.04 is about 10 levels).
     detail_limit: float = 0.04
+    # Kept log gains about this size and below are the measurement's own noise, not flicker
+    # (see shrink_small_corrections); 0: every kept correction is applied as measured.
+    noise_floor: float = 0.02
     chunk: int = 16
 
     def __post_init__(self) -> None:
-        if not self.detail_gate > 0 or not self.detail_limit >= 0:
+        if not self.detail_gate > 0 or not self.detail_limit >= 0 or not self.noise_floor >= 0:
             raise DeflickerInputError(
-                f"detail_gate must be > 0 and detail_limit >= 0 (0: no per-pixel detail), got "
-                f"{self.detail_gate!r} and {self.detail_limit!r}.")
+                f"detail_gate must be > 0, detail_limit >= 0 (0: no per-pixel detail) and "
+                f"noise_floor >= 0 (0: no shrinking), got {self.detail_gate!r}, "
+                f"{self.detail_limit!r} and {self.noise_floor!r}.")
 
 
 def check_strength(value) -> float:
@@ -202,6 +208,22 @@ def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
         loc = loc - temporal_median(loc, window, edges="shrink")
         out[a:b] = (o.reshape(b - a, 3, 1, 1) + loc.reshape(local[a:b].shape))
     return out
+
+
+def shrink_small_corrections(log_gain: torch.Tensor, noise_floor: float) -> torch.Tensor:
+    """Kept log gains with the measurement's noise shrunk away: g * max(0, 1 - floor^2 / g^2)
+    (the non-negative garrote), elementwise on [T,3,gy,gx].
+
+    On a clip without flicker the kept correction is not zero: the filter's output jitters from
+    frame to frame where the atlas is subtly wrong, and the running median leaves that fast
+    part in, so a clean clip would be shifted by a percent or two at random. Flicker's
+    corrections are several times larger; the garrote zeroes gains below the floor and leaves
+    large ones nearly whole (a gain of 3 x floor keeps 89 % of itself), unlike a threshold that
+    subtracts the floor from every correction. 0: returned unchanged."""
+    if noise_floor <= 0:
+        return log_gain
+    keep = (1.0 - noise_floor ** 2 / log_gain.square().clamp_min(1e-12)).clamp_min(0.0)
+    return log_gain * keep
 
 
 def apply_flicker_correction(

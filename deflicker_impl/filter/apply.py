@@ -26,6 +26,7 @@ from ..flicker_field import (
     check_strength,
     keep_scene_light,
     measure_flicker_field,
+    shrink_small_corrections,
 )
 from ..progress import ProgressFn
 from ..tiling import chunk_as_batch, tile_mask, tile_overlap, tile_windows
@@ -160,6 +161,9 @@ def apply_neural_filter(
         frames, atlas_frames, torch.cat(coarse), confidence, cfg.flicker,
         level_from_atlas=cfg.flicker.flicker_window == 0)
     kept = keep_scene_light(measured, cfg.flicker.flicker_window, shot_starts)
+    if cfg.flicker.flicker_window > 0:
+        # With window 0 the whole correction is wanted (a seam's step is small but real).
+        kept = shrink_small_corrections(kept, cfg.flicker.noise_floor)
     flicker = FlickerField(fitted, measured, kept, offset)  # offset: with window 0 only
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
