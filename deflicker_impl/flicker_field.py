@@ -218,7 +218,7 @@ def shrink_small_corrections(log_gain: torch.Tensor, noise_floor: float) -> torc
     frame to frame where the atlas is subtly wrong, and the running median leaves that fast
     part in, so a clean clip would be shifted by a percent or two at random. Flicker's
     corrections are several times larger; the garrote zeroes gains below the floor and leaves
-    large ones nearly whole (a gain of 3 x floor keeps 89 % of itself), unlike a threshold that
+    large ones nearly whole (a log gain of 3 x floor keeps 89 % of itself), unlike a threshold that
     subtracts the floor from every correction. 0: returned unchanged."""
     if noise_floor <= 0:
         return log_gain
