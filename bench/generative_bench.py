@@ -114,12 +114,15 @@ def seam_residual(frames: torch.Tensor, reference: torch.Tensor) -> float:
 # -- methods -----------------------------------------------------------------------------------
 
 
-# The previous release's faithful colour applied every kept correction as measured, however
-# small (no noise floor) ...
-PREVIOUS_FAITHFUL = {"noise_floor": 0.0}
-# ... and the one before it also added the filter's per-pixel detail back in full from a kept
+# The previous release's faithful colour took the frame-wide persistent level from the running
+# median alone (no straight pieces) ...
+PREVIOUS_FAITHFUL = {"light_pieces": 0}
+# ... the one before it also applied every kept correction as measured, however small (no
+# noise floor) ...
+BEFORE_NOISE_FLOOR = {**PREVIOUS_FAITHFUL, "noise_floor": 0.0}
+# ... and the one before that also added the filter's per-pixel detail back in full from a kept
 # correction of 0.03 on, without a limit (1.0: any difference in 0..1).
-BEFORE_DETAIL_LIMIT = {**PREVIOUS_FAITHFUL, "detail_gate": 0.03, "detail_limit": 1.0}
+BEFORE_DETAIL_LIMIT = {**BEFORE_NOISE_FLOOR, "detail_gate": 0.03, "detail_limit": 1.0}
 
 
 def _pipelines(frames: torch.Tensor, cache: dict, variant: str, args) -> torch.Tensor:
@@ -171,7 +174,7 @@ METHODS = {
                  lambda f, c, a: _pipelines(f, c, "previous", a)),
     "default": ("atlas colour (default)", lambda f, c, a: _pipelines(f, c, "default", a)),
     "ours": ("faithful colour", lambda f, c, a: _pipelines(f, c, "ours", a)),
-    "faithful_previous": ("faithful colour, previous release (no noise floor)",
+    "faithful_previous": ("faithful colour, previous release (running median alone)",
                           lambda f, c, a: _pipelines(f, c, "faithful_previous", a)),
     "keep_none": ("faithful, flicker_window=0", lambda f, c, a: _pipelines(f, c, "keep_none", a)),
     "seams": ("chunk seams removed, then faithful", _seams_then_faithful),

@@ -12,11 +12,12 @@ Flicker is also fast and mean-reverting in time, the scene's own light is not: a
 on stays on, a fade keeps fading. The field's log gains are split into their frame-wide mean and
 the spatial deviation from it, and from both their persistent part is taken out (per shot): the
 running median over 2 x `flicker_window` + 1 frames, which keeps steps and ramps whole, and for
-the frame-wide mean the monotone fit of that median (the scene's light goes one way within a
-shot, slow flicker up and down). So exactly the persistent part of the correction is dropped and
-the scene's own changes pass through, while changes that revert are corrected. The same median
-drops the atlas's slow errors on content it cannot hold, which is why a clean clip comes back
-nearly untouched.
+the frame-wide mean the mean of two series that each go one way (the scene's light goes one
+way within a shot, slow flicker up and down), one fitted to that median and one to a few
+straight pieces that can jump (`persistent_level`). So exactly the persistent part of the
+correction is dropped and the scene's own changes pass through, while changes that revert are
+corrected. The same median drops the atlas's slow errors on content it cannot hold, which is
+why a clean clip comes back nearly untouched.
 
 The filter's per-pixel detail beyond the smooth field is added back where the atlas is
 confident, in proportion to the flicker measured in that frame (a frame that needs no
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from .atlas.confidence import AtlasConfidence, coarse_frames
 from .colour_fields import SmoothColourField, fit_smooth_colour_field
 from .errors import DeflickerInputError
-from .temporal import monotone_fit, temporal_median
+from .temporal import monotone_fit, piecewise_linear_fit, temporal_median
 
 MIN_GAIN = 0.05
 
@@ -63,6 +64,9 @@ class FlickerFieldConfig:
     # Kept log gains about this size and below are the measurement's own noise, not flicker
     # (see shrink_small_corrections); 0: every kept correction is applied as measured.
     noise_floor: float = 0.02
+    # Straight pieces (with a jump between them) that the frame-wide persistent level may
+    # have besides the running median's estimate (see persistent_level); 0: that median alone.
+    light_pieces: int = 3
     chunk: int = 16
 
     def __post_init__(self) -> None:
@@ -71,6 +75,11 @@ class FlickerFieldConfig:
                 f"detail_gate must be > 0, detail_limit >= 0 (0: no per-pixel detail) and "
                 f"noise_floor >= 0 (0: no shrinking), got {self.detail_gate!r}, "
                 f"{self.detail_limit!r} and {self.noise_floor!r}.")
+        if isinstance(self.light_pieces, bool) or not isinstance(self.light_pieces, int) \
+                or self.light_pieces < 0:
+            raise DeflickerInputError(
+                f"light_pieces must be a whole number >= 0 (0: the running median alone), got "
+                f"{self.light_pieces!r}.")
 
 
 def check_strength(value) -> float:
@@ -182,10 +191,10 @@ def measure_flicker_field(
 
 
 def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
-                     shot_starts: list[int] | None = None) -> torch.Tensor:
+                     shot_starts: list[int] | None = None, light_pieces: int = 0) -> torch.Tensor:
     """Drop the persistent part of log-gain fields [T,3,gy,gx], per shot: of their spatial
     deviation from the frame-wide mean, its running median over 2 * flicker_window + 1 frames;
-    of the frame-wide mean, the monotone fit (temporal.monotone_fit) of that running median.
+    of the frame-wide mean, `persistent_level` (with `light_pieces`).
 
     Within a shot the scene's own frame-wide light goes one way (a lamp switched on, a fade, a
     grade drifting); what slow flicker leaves in the running median goes up and down, and the
@@ -204,10 +213,41 @@ def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
             continue
         o = overall[a:b].reshape(b - a, -1)
         loc = local[a:b].reshape(b - a, -1)
-        o = o - monotone_fit(temporal_median(o, window, edges="shrink"))
+        o = o - persistent_level(o, flicker_window, light_pieces)
         loc = loc - temporal_median(loc, window, edges="shrink")
         out[a:b] = (o.reshape(b - a, 3, 1, 1) + loc.reshape(local[a:b].shape))
     return out
+
+
+# A straight piece of the persistent level must lower the squared error by this many times the
+# level's noise variance (per channel) to be taken: a light switched on (a jump of 0.3 in log)
+# passes easily, what fast flicker happens to put into a span does not (dev half of
+# bench/generative_bench.py: README, "Faithful colour").
+PIECE_COST_IN_NOISE = 20.0
+
+
+def persistent_level(level: torch.Tensor, flicker_window: int, light_pieces: int = 0
+                     ) -> torch.Tensor:
+    """The scene's own part of a shot's frame-wide log gain [T,C]: a series that goes one way
+    (temporal.monotone_fit), fitted to the running median over 2 * flicker_window + 1 frames;
+    with `light_pieces` > 0 the mean of that and of the same fit to at most `light_pieces`
+    straight pieces of at least flicker_window + 1 frames (temporal.piecewise_linear_fit).
+
+    The running median follows a ramp but, within a window of a step, takes the extreme
+    flicker of the side in the majority, so the step comes out partly flattened; the pieces
+    place a step at its frame and average the flicker over a whole piece, but their ends
+    follow whatever flicker lies there. Their mean is closer than either (README, "Faithful
+    colour")."""
+    median = temporal_median(level, 2 * int(flicker_window) + 1, edges="shrink")
+    by_median = monotone_fit(median)
+    if light_pieces <= 0:
+        return by_median
+    # Robust spread of the fast part; the 1e-3 (a tenth of a percent) keeps the cost from
+    # vanishing on a clean clip, whose level barely moves.
+    noise = 1.4826 * float((level - median).abs().median()) + 1e-3
+    pieces = piecewise_linear_fit(level, int(flicker_window) + 1, light_pieces,
+                                  PIECE_COST_IN_NOISE * level.shape[1] * noise ** 2)
+    return 0.5 * (by_median + monotone_fit(pieces))
 
 
 def shrink_small_corrections(log_gain: torch.Tensor, noise_floor: float) -> torch.Tensor:
@@ -279,8 +319,10 @@ def drop_persistent_change(
             target = F.interpolate(target, size=source.shape[-2:], mode="area")
         logs.append(fit_log_gains(source, target, None, cfg))
     measured = torch.cat(logs)
+    # The running median alone: a stage's persistent change is its own lag or drift, not a
+    # light switched on, and straight pieces cost clean clips 0.5 dB there (README).
     undo = FlickerField(measured, measured, keep_scene_light(measured, flicker_window,
-                                                             shot_starts))
+                                                             shot_starts, light_pieces=0))
     for start in range(0, t, cfg.chunk):
         stop = min(t, start + cfg.chunk)
         persistent = undo.kept[start:stop] - measured[start:stop]  # log gain that cancels it

@@ -57,6 +57,61 @@ def monotone_fit(x: torch.Tensor) -> torch.Tensor:
     return best.t().to(x.dtype)
 
 
+def piecewise_linear_fit(x: torch.Tensor, min_length: int, max_pieces: int,
+                         piece_cost: float) -> torch.Tensor:
+    """Least-squares fit of x [T,C] by straight pieces along time, joined by free jumps: at
+    most `max_pieces` pieces of at least `min_length` frames each (all channels break at the
+    same frames), as many as minimise squared error + `piece_cost` x pieces. A series shorter
+    than 2 x `min_length` gets one straight line. Dynamic programme over the breakpoints:
+    O(max_pieces x T^2) time, O(max_pieces x T) memory."""
+    t = x.shape[0]
+    min_length = max(1, int(min_length))
+    if t < 2 * min_length or max_pieces < 2:
+        return _line_fits(x.double(), [0, t]).to(x.dtype)
+    y = x.double()
+    frame = torch.arange(t, dtype=torch.float64)[:, None]
+    zero = torch.zeros(1, y.shape[1], dtype=torch.float64)
+    # Prefix sums of 1, t, t^2, y, t*y, y^2: the squared error of the line through any span.
+    sums = [torch.cat([zero, v.expand_as(y).cumsum(0)])
+            for v in (torch.ones_like(frame), frame, frame ** 2, y, frame * y, y ** 2)]
+    best = torch.full((max_pieces + 1, t + 1), float("inf"), dtype=torch.float64)
+    best[0, 0] = 0.0
+    came_from = torch.zeros((max_pieces + 1, t + 1), dtype=torch.long)
+    starts_all = torch.arange(t + 1)
+    for stop in range(min_length, t + 1):
+        # A piece may start at 0, or where a piece of at least min_length has ended.
+        starts = starts_all[(starts_all == 0) | ((starts_all >= min_length)
+                                                & (starts_all <= stop - min_length))]
+        span = [s[stop] - s[starts] for s in sums]  # each [n,C]
+        n, st, stt, sy, sty, syy = span
+        stt_c = stt - st ** 2 / n
+        sty_c = sty - st * sy / n
+        error = (syy - sy ** 2 / n - torch.where(stt_c > 1e-9, sty_c ** 2 / stt_c.clamp_min(1e-9),
+                                                 torch.zeros_like(stt_c))).clamp_min(0).sum(1)
+        total = best[:-1, starts] + error[None]  # [max_pieces, n]
+        value, pick = total.min(dim=1)
+        best[1:, stop] = value
+        came_from[1:, stop] = starts[pick]
+    pieces = 1 + int((best[1:, t] + piece_cost * torch.arange(1, max_pieces + 1)).argmin())
+    bounds = [t]
+    for k in range(pieces, 0, -1):
+        bounds.append(int(came_from[k, bounds[-1]]))
+    return _line_fits(y, bounds[::-1]).to(x.dtype)
+
+
+def _line_fits(y: torch.Tensor, bounds: list[int]) -> torch.Tensor:
+    """Each span bounds[i]..bounds[i+1] of y [T,C] replaced by its least-squares line."""
+    out = torch.empty_like(y)
+    for a, b in itertools.pairwise(bounds):
+        part = y[a:b]
+        frame = torch.arange(b - a, dtype=y.dtype)[:, None]
+        centred = frame - frame.mean()
+        spread = centred.square().sum()
+        slope = (centred * (part - part.mean(0))).sum(0) / spread if spread > 0 else 0.0
+        out[a:b] = part.mean(0) + centred * slope
+    return out
+
+
 def _non_decreasing_fit(values: list[float]) -> list[float]:
     """The non-decreasing series closest to `values` in least squares: runs that break the
     order are merged into their mean until none does."""

@@ -5,8 +5,8 @@ intact.
 One small clip: a textured background panning slowly, and an orange object that appears half
 way through (the atlas, fitted to the whole clip, cannot know it). The numbers were measured
 once on this clip (atlas colour in brackets) and the bounds leave a margin:
-object colour error 6.5 levels (37), object confidence 0.03 against 0.92 on the static
-background, clean clip 56.0 dB to itself (38.8), a +35 % light step 1.17x of 1.34x (1.02x).
+object colour error 7.2 levels (37), object confidence 0.03 against 0.92 on the static
+background, clean clip 56.0 dB to itself (38.8), a +35 % light step 1.21x of 1.34x (1.01x).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import torch
 from synthetic_clips import panning_clip, smooth_texture
 
-from bench.generative_bench import BEFORE_DETAIL_LIMIT, PREVIOUS_FAITHFUL
+from bench.generative_bench import BEFORE_DETAIL_LIMIT, BEFORE_NOISE_FLOOR, PREVIOUS_FAITHFUL
 from deflicker_impl.atlas import fit_clip_atlas, render_atlas_frames
 from deflicker_impl.atlas.confidence import (
     atlas_confidence,
@@ -41,7 +41,7 @@ from deflicker_impl.flicker_field import (
 from deflicker_impl.pipeline import PipelineConfig, run_pipeline
 from deflicker_impl.refine.apply import RefineConfig
 from deflicker_impl.shots import ShotConfig
-from deflicker_impl.temporal import temporal_median
+from deflicker_impl.temporal import monotone_fit, temporal_median
 
 T, H, W = 24, 64, 96
 PREVIOUS = {"filter": FilterConfig(faithful=False), "refine": RefineConfig(flicker_window=0)}
@@ -96,7 +96,7 @@ def test_the_appearing_object_keeps_its_colour(scene):
     ours = object_colour_error(result.frames, clean, masks)
     previous = object_colour_error(run_pipeline(flickered.clone(), PipelineConfig(**PREVIOUS))
                                    .frames, clean, masks)
-    assert ours < 14.0, ours  # measured 6.5
+    assert ours < 14.0, ours  # measured 7.2
     assert previous > 2 * ours  # measured 36.8: the previous release painted it in atlas colour
     assert psnr(result.frames, clean) > psnr(flickered, clean) + 4.0
 
@@ -118,18 +118,21 @@ def test_a_persistent_light_step_survives_and_the_flicker_goes():
     ours = run_pipeline(flickered.clone(), FAITHFUL).frames
     previous = run_pipeline(flickered.clone(), PipelineConfig(**PREVIOUS)).frames
     assert step_ratio(lit) == pytest.approx(1.34, abs=0.02)
-    assert step_ratio(ours) > 1.12  # measured 1.17: most of the step is kept ...
-    assert step_ratio(previous) < 1.05  # ... the previous release flattened it (1.02)
-    assert psnr(ours, lit) > psnr(previous, lit) + 2.0  # measured 23.7 vs 20.7
+    assert step_ratio(ours) > 1.12  # measured 1.21: most of the step is kept ...
+    assert step_ratio(previous) < 1.05  # ... atlas colour flattened it (1.01)
+    assert psnr(ours, lit) > psnr(previous, lit) + 2.0  # measured 25.3 vs 20.7
 
 
 def test_a_fast_change_of_the_scenes_own_light_is_left_nearly_intact():
     """A clean clip whose tones brighten over four frames (a gamma change, faster than the
     flicker window, so it is partly taken for flicker). The small corrections that remain are
     within the noise floor and shrunk away, and the filter's per-pixel detail is added back by
-    at most `detail_limit`, so the atlas's content does not come through. Measured 53.8 dB to
-    itself; the previous release (no noise floor) 45.7 dB, the one before it (unlimited
-    detail from a correction of 0.03 on) 41.8 dB."""
+    at most `detail_limit`, so the atlas's content does not come through. Measured 50.5 dB to
+    itself (43.2 without the noise floor). The previous release (the running median alone for
+    the persistent level) gave 53.8: straight pieces of at least 11 frames do not follow a
+    change that takes four, which costs this clip 3.3 dB (and is why they are averaged with
+    the median, not used alone). The release before it (no noise floor) 45.7 dB, the one
+    before that (unlimited detail from a correction of 0.03 on) 41.8 dB."""
     gamma = torch.ones(T)
     gamma[10:14] = torch.linspace(1.0, 0.6, 4)
     gamma[14:] = 0.6
@@ -139,14 +142,16 @@ def test_a_fast_change_of_the_scenes_own_light_is_left_nearly_intact():
         return replace(FAITHFUL, filter=replace(FAITHFUL.filter, flicker=replace(
             FAITHFUL.filter.flicker, **settings)))
 
-    ours = psnr(run_pipeline(lit.clone(), FAITHFUL).frames, lit)
-    previous = psnr(run_pipeline(lit.clone(), with_flicker_settings(PREVIOUS_FAITHFUL)).frames,
-                    lit)
-    older = psnr(run_pipeline(lit.clone(), with_flicker_settings(BEFORE_DETAIL_LIMIT)).frames,
-                 lit)
+    def to_itself(settings):
+        return psnr(run_pipeline(lit.clone(), with_flicker_settings(settings)).frames, lit)
+
+    ours = to_itself({})
     assert ours > 50.0
-    assert ours > previous + 5.0
-    assert previous > older + 2.5
+    assert ours > to_itself({"noise_floor": 0.0}) + 5.0
+    previous, before_floor = to_itself(PREVIOUS_FAITHFUL), to_itself(BEFORE_NOISE_FLOOR)
+    assert ours > previous - 3.5
+    assert previous > before_floor + 5.0
+    assert before_floor > to_itself(BEFORE_DETAIL_LIMIT) + 2.5
 
 
 def test_the_noise_floor_zeroes_small_corrections_and_leaves_large_ones_nearly_whole():
@@ -159,24 +164,61 @@ def test_the_noise_floor_zeroes_small_corrections_and_leaves_large_ones_nearly_w
     assert torch.equal(shrink_small_corrections(gains, 0.0), gains)
 
 
-def test_keep_scene_light_drops_persistent_changes_and_keeps_fast_ones():
+@pytest.mark.parametrize("light_pieces", [0, 3])
+def test_keep_scene_light_drops_persistent_changes_and_keeps_fast_ones(light_pieces):
     t = torch.arange(40, dtype=torch.float32)
     step = (t >= 16).float() * 0.3  # a persistent change of the correction
     fast = 0.1 * torch.randn(40, generator=torch.Generator().manual_seed(0))  # flicker
     field = (step + fast)[:, None, None, None].expand(40, 3, 2, 3).contiguous()
-    kept = keep_scene_light(field, flicker_window=5).mean(dim=(1, 2, 3))
-    assert float((kept[16:].mean() - kept[:16].mean()).abs()) < 0.05  # the step is dropped
+    kept = keep_scene_light(field, 5, light_pieces=light_pieces).mean(dim=(1, 2, 3))
+    # The step is dropped (measured: 0.044 left by the median alone, 0.027 with the pieces).
+    assert float((kept[16:].mean() - kept[:16].mean()).abs()) < 0.05
     assert float((kept - fast).abs().mean()) < 0.04  # the flicker (std 0.1) is kept
     assert torch.equal(keep_scene_light(field, flicker_window=0), field)
 
 
-def test_keep_scene_light_takes_a_slow_up_and_down_change_for_flicker():
+def _held_flicker(frames: int, hold: int, gen: torch.Generator) -> torch.Tensor:
+    """Frame-wide log gains of flicker: a new level (std 0.1) every `hold` frames."""
+    levels = 0.1 * torch.randn(-(-frames // hold), generator=gen)
+    return levels.repeat_interleave(hold)[:frames]
+
+
+@pytest.mark.parametrize(("light", "most_error", "at_most_of_median_alone"),
+                         [("step", 0.055, 0.9), ("ramp", 0.04, 0.7)])
+def test_keep_scene_light_follows_a_step_and_a_ramp_closer_than_the_running_median(
+        light, most_error, at_most_of_median_alone):
+    """A light switched on at frame 13 of 32 (the correction drops by 0.3) or a fade (it rises
+    by 0.6), under flicker held 3 frames; 20 clips. The correction kept should be the flicker
+    alone (up to a constant: a clip's mean flicker cannot be told from its light)."""
+    t = torch.arange(32, dtype=torch.float32)
+    change = -0.3 * (t >= 13).float() if light == "step" else torch.linspace(0, 0.6, 32)
+
+    def error(kept, flicker):
+        wrong = kept - flicker
+        return float((wrong - wrong.mean()).square().mean().sqrt())
+
+    ours, median_alone = [], []
+    for seed in range(20):
+        flicker = _held_flicker(32, 3, torch.Generator().manual_seed(seed))
+        level = change + flicker
+        field = level[:, None, None, None].expand(32, 3, 2, 2).contiguous()
+        kept = keep_scene_light(field, 10, light_pieces=FlickerFieldConfig().light_pieces)
+        ours.append(error(kept.mean(dim=(1, 2, 3)), flicker))
+        by_median = monotone_fit(temporal_median(level[:, None], 21, edges="shrink"))[:, 0]
+        median_alone.append(error(level - by_median, flicker))
+    mean_ours, mean_median = sum(ours) / 20, sum(median_alone) / 20
+    assert mean_ours < most_error  # of flicker with std 0.1
+    assert mean_ours < at_most_of_median_alone * mean_median
+
+
+@pytest.mark.parametrize("light_pieces", [0, 3])
+def test_keep_scene_light_takes_a_slow_up_and_down_change_for_flicker(light_pieces):
     """A change held 12 frames, then back (slow flicker): longer than the median's window, yet
     it reverts; the frame-wide monotone fit leaves well under half of it as light."""
     t = torch.arange(40)
     bump = ((t >= 14) & (t < 26)).float() * 0.3
     field = bump[:, None, None, None].expand(40, 3, 2, 3).contiguous()
-    kept = keep_scene_light(field, flicker_window=5).mean(dim=(1, 2, 3))
+    kept = keep_scene_light(field, 5, light_pieces=light_pieces).mean(dim=(1, 2, 3))
     left_as_light = field.mean(dim=(1, 2, 3)) - kept  # what is not corrected
     by_median = temporal_median(bump[:, None], 11, edges="shrink")[:, 0]
     assert float((by_median - bump).abs().max()) < 1e-6  # the median alone keeps it all
@@ -272,6 +314,9 @@ def test_bad_values_get_one_clear_error():
         FlickerFieldConfig(detail_limit=-0.1)
     with pytest.raises(DeflickerInputError, match="noise_floor >= 0"):
         FlickerFieldConfig(noise_floor=float("nan"))
+    for pieces in (-1, 2.5, True):
+        with pytest.raises(DeflickerInputError, match="light_pieces must be a whole number"):
+            FlickerFieldConfig(light_pieces=pieces)
     with pytest.raises(DeflickerInputError, match="has 5 frames but the clip has 24"):
         confidence_from_mask(torch.ones(5, H, W), T, (H, W))
     clip = panning_clip(T, H, W, 0.5)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
-from deflicker_impl.temporal import monotone_fit, temporal_median, temporal_moving_average
+from deflicker_impl.temporal import (
+    monotone_fit,
+    piecewise_linear_fit,
+    temporal_median,
+    temporal_moving_average,
+)
 
 
 def test_moving_average_keeps_constants_and_ramps():
@@ -47,3 +54,38 @@ def test_monotone_fit_picks_one_direction_for_all_channels():
     fit = monotone_fit(x)
     assert torch.equal(fit[:, 0], x[:, 0])
     assert bool((fit[1:, 1] >= fit[:-1, 1]).all())  # forced to rise with the others
+
+
+def _least_squares_pieces(x, bounds):
+    """Reference: each span's least-squares line by torch.linalg.lstsq."""
+    out = torch.empty_like(x)
+    for a, b in itertools.pairwise(bounds):
+        design = torch.stack([torch.ones(b - a), torch.arange(b - a, dtype=x.dtype)], 1)
+        out[a:b] = design @ torch.linalg.lstsq(design, x[a:b]).solution
+    return out
+
+
+def test_piecewise_linear_fit_places_a_step_at_its_frame_and_fits_lines_through_the_pieces():
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(40, dtype=torch.float64)[:, None]
+    x = torch.where(t < 17, 0.01 * t, 0.6 - 0.02 * t).repeat(1, 3) \
+        + 0.01 * torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    # A jump of 0.1 at frame 17, then falling; noise 0.01 (squared error about 0.012 in all).
+    fit = piecewise_linear_fit(x, min_length=8, max_pieces=3, piece_cost=0.02)
+    assert torch.allclose(fit, _least_squares_pieces(x, [0, 17, 40]), atol=1e-9)
+    # With no cost per piece a third one is taken, since it lowers the error a little.
+    assert not torch.allclose(piecewise_linear_fit(x, 8, 3, 0.0), fit, atol=1e-3)
+
+
+def test_piecewise_linear_fit_takes_a_piece_only_when_it_pays_its_cost():
+    x = torch.cat([torch.zeros(12, 2), torch.full((12, 2), 0.1)]).double()
+    # The best single line leaves a squared error of 0.0298; two pieces fit exactly.
+    assert torch.allclose(piecewise_linear_fit(x, 6, 3, piece_cost=0.029), x, atol=1e-9)
+    one_line = piecewise_linear_fit(x, 6, 3, piece_cost=0.031)
+    assert torch.allclose(one_line, _least_squares_pieces(x, [0, 24]), atol=1e-9)
+    # Pieces are never shorter than min_length: a 3-frame jump at the end stays in the line.
+    late = torch.cat([torch.zeros(21, 1), torch.ones(3, 1)]).double()
+    assert torch.allclose(piecewise_linear_fit(late, 6, 3, 0.0),
+                          _least_squares_pieces(late, [0, 18, 24]), atol=1e-9)
+    short = torch.tensor([[0.0], [1.0], [0.0]])  # shorter than two pieces: one line
+    assert torch.allclose(piecewise_linear_fit(short, 2, 3, 0.0), torch.full((3, 1), 1 / 3))

@@ -160,7 +160,8 @@ def apply_neural_filter(
     fitted, measured, offset = measure_flicker_field(
         frames, atlas_frames, torch.cat(coarse), confidence, cfg.flicker,
         level_from_atlas=cfg.flicker.flicker_window == 0)
-    kept = keep_scene_light(measured, cfg.flicker.flicker_window, shot_starts)
+    kept = keep_scene_light(measured, cfg.flicker.flicker_window, shot_starts,
+                            cfg.flicker.light_pieces)
     if cfg.flicker.flicker_window > 0:
         # With window 0 the whole correction is wanted (a seam's step is small but real).
         kept = shrink_small_corrections(kept, cfg.flicker.noise_floor)
