@@ -66,9 +66,9 @@ def piecewise_linear_fit(x: torch.Tensor, min_length: int, max_pieces: int,
     O(max_pieces x T^2) time, O(max_pieces x T) memory."""
     t = x.shape[0]
     min_length = max(1, int(min_length))
-    if t < 2 * min_length or max_pieces < 2:
-        return _line_fits(x.double(), [0, t]).to(x.dtype)
     y = x.double()
+    if t < 2 * min_length or max_pieces < 2:
+        return _line_fits(y, [0, t]).to(x.dtype)
     frame = torch.arange(t, dtype=torch.float64)[:, None]
     zero = torch.zeros(1, y.shape[1], dtype=torch.float64)
     # Prefix sums of 1, t, t^2, y, t*y, y^2: the squared error of the line through any span.

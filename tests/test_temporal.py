@@ -83,7 +83,8 @@ def test_piecewise_linear_fit_takes_a_piece_only_when_it_pays_its_cost():
     assert torch.allclose(piecewise_linear_fit(x, 6, 3, piece_cost=0.029), x, atol=1e-9)
     one_line = piecewise_linear_fit(x, 6, 3, piece_cost=0.031)
     assert torch.allclose(one_line, _least_squares_pieces(x, [0, 24]), atol=1e-9)
-    # Pieces are never shorter than min_length: a 3-frame jump at the end stays in the line.
+    # Pieces are never shorter than min_length: a 3-frame jump at the end gets no piece of
+    # its own but lies inside a last piece of 6 frames.
     late = torch.cat([torch.zeros(21, 1), torch.ones(3, 1)]).double()
     assert torch.allclose(piecewise_linear_fit(late, 6, 3, 0.0),
                           _least_squares_pieces(late, [0, 18, 24]), atol=1e-9)
