@@ -67,6 +67,11 @@ class FlickerFieldConfig:
     # Straight pieces (with a jump between them) that the frame-wide persistent level may
     # have besides the running median's estimate (see persistent_level); 0: that median alone.
     light_pieces: int = 3
+    # With N > 0, a change of the frame-wide colour balance (the channels apart, not their
+    # common brightness) must last N times flicker_window to count as the scene's own light
+    # (see persistent_level): for clips whose own light only brightens or dims. 0: balance and
+    # brightness alike, as the channels come (the default: a clip's own grade keeps its colour).
+    colour_window_scale: int = 0
     chunk: int = 16
 
     def __post_init__(self) -> None:
@@ -80,6 +85,11 @@ class FlickerFieldConfig:
             raise DeflickerInputError(
                 f"light_pieces must be a whole number >= 0 (0: the running median alone), got "
                 f"{self.light_pieces!r}.")
+        if isinstance(self.colour_window_scale, bool) \
+                or not isinstance(self.colour_window_scale, int) or self.colour_window_scale < 0:
+            raise DeflickerInputError(
+                f"colour_window_scale must be a whole number >= 0 (0: colour balance and "
+                f"brightness alike), got {self.colour_window_scale!r}.")
 
 
 def check_strength(value) -> float:
@@ -191,10 +201,11 @@ def measure_flicker_field(
 
 
 def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
-                     shot_starts: list[int] | None = None, light_pieces: int = 0) -> torch.Tensor:
+                     shot_starts: list[int] | None = None, light_pieces: int = 0,
+                     colour_window_scale: int = 0) -> torch.Tensor:
     """Drop the persistent part of log-gain fields [T,3,gy,gx], per shot: of their spatial
     deviation from the frame-wide mean, its running median over 2 * flicker_window + 1 frames;
-    of the frame-wide mean, `persistent_level` (with `light_pieces`).
+    of the frame-wide mean, `persistent_level` (with `light_pieces` and `colour_window_scale`).
 
     Within a shot the scene's own frame-wide light goes one way (a lamp switched on, a fade, a
     grade drifting); what slow flicker leaves in the running median goes up and down, and the
@@ -213,7 +224,7 @@ def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
             continue
         o = overall[a:b].reshape(b - a, -1)
         loc = local[a:b].reshape(b - a, -1)
-        o = o - persistent_level(o, flicker_window, light_pieces)
+        o = o - persistent_level(o, flicker_window, light_pieces, colour_window_scale)
         loc = loc - temporal_median(loc, window, edges="shrink")
         out[a:b] = (o.reshape(b - a, 3, 1, 1) + loc.reshape(local[a:b].shape))
     return out
@@ -226,18 +237,31 @@ def keep_scene_light(log_gain: torch.Tensor, flicker_window: int,
 PIECE_COST_IN_NOISE = 20.0
 
 
-def persistent_level(level: torch.Tensor, flicker_window: int, light_pieces: int = 0
-                     ) -> torch.Tensor:
+def persistent_level(level: torch.Tensor, flicker_window: int, light_pieces: int = 0,
+                     colour_window_scale: int = 0) -> torch.Tensor:
     """The scene's own part of a shot's frame-wide log gain [T,C]: a series that goes one way
     (temporal.monotone_fit), fitted to the running median over 2 * flicker_window + 1 frames;
     with `light_pieces` > 0 the mean of that and of the same fit to at most `light_pieces`
     straight pieces of at least flicker_window + 1 frames (temporal.piecewise_linear_fit).
+    With `colour_window_scale` > 0 (and C > 1) that is the brightness's part (the mean over
+    the channels) only; each channel's deviation from it (the colour balance) gets the running
+    median's fit alone, over colour_window_scale times the window.
 
     The running median follows a ramp but, within a window of a step, takes the extreme
     flicker of the side in the majority, so the step comes out partly flattened; the pieces
     place a step at its frame and average the flicker over a whole piece, but their ends
     follow whatever flicker lies there. Their mean is closer than either (README, "Faithful
-    colour")."""
+    colour"). Time alone cannot tell flicker held about a window from light that goes one
+    way; the colour balance is a second cue where the scene's own light only scales all
+    channels alike (a lamp, a fade, lightning) while the flicker also tints, but it takes a
+    clip's own change of grade for flicker (README)."""
+    if colour_window_scale > 0 and level.shape[1] > 1:
+        brightness = level.mean(dim=1, keepdim=True)
+        balance = level - brightness
+        window = colour_window_scale * flicker_window
+        # The balance's channels sum to nought, so they go opposite ways: each its own fit.
+        return persistent_level(brightness, flicker_window, light_pieces) + torch.cat(
+            [persistent_level(balance[:, c:c + 1], window) for c in range(level.shape[1])], 1)
     median = temporal_median(level, 2 * int(flicker_window) + 1, edges="shrink")
     by_median = monotone_fit(median)
     if light_pieces <= 0:

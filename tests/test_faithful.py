@@ -212,6 +212,32 @@ def test_keep_scene_light_follows_a_step_and_a_ramp_closer_than_the_running_medi
     assert mean_ours < at_most_of_median_alone * mean_median
 
 
+def test_with_a_colour_window_a_held_tint_is_flicker_a_lamp_and_a_slow_grade_stay_light():
+    """Flicker that tints (the channels apart, their mean unchanged), held 10 frames and going
+    one way over a 32-frame shot, is light by time alone; with colour_window_scale 3 a change
+    of colour balance must last 30 frames, so it is corrected. A brightness step is untouched
+    by the option, and a grade that shifts the colour over 200 frames stays light."""
+    t = torch.arange(32)
+    held = torch.tensor([0.1, 0.0, -0.1, -0.1])[t // 10]
+    tint = torch.stack([held, -0.5 * held, -0.5 * held], dim=1)
+
+    def wrongly_kept_as_light(scale):
+        corrected = tint - persistent_level(tint, 10, 3, colour_window_scale=scale)
+        wrong = corrected - (tint - tint.mean(dim=0))  # up to the clip's mean, all is flicker
+        return float(wrong.square().mean().sqrt())
+
+    assert wrongly_kept_as_light(0) > 0.04  # of 0.059 rms
+    assert wrongly_kept_as_light(3) < 0.005
+    noise = 0.02 * torch.randn(32, 1, generator=torch.Generator().manual_seed(0))
+    lamp = (0.3 * (t >= 13).float()[:, None] + noise).expand(32, 3)
+    assert torch.allclose(persistent_level(lamp, 10, 3, colour_window_scale=3),
+                          persistent_level(lamp, 10, 3), atol=1e-6)
+    ramp = torch.linspace(0.0, 0.2, 200)
+    grade = torch.stack([ramp, -0.5 * ramp, -0.5 * ramp], dim=1)
+    left = grade - persistent_level(grade, 10, 3, colour_window_scale=3)
+    assert float(left.abs().max()) < 0.1 * 0.2  # (0.015 at the ends: the median's lag)
+
+
 @pytest.mark.parametrize("light_pieces", [0, 3])
 def test_keep_scene_light_takes_a_slow_up_and_down_change_for_flicker(light_pieces):
     """A change held 12 frames, then back (slow flicker): longer than the median's window, yet
@@ -318,6 +344,8 @@ def test_bad_values_get_one_clear_error():
     for pieces in (-1, 2.5, True):
         with pytest.raises(DeflickerInputError, match="light_pieces must be a whole number"):
             FlickerFieldConfig(light_pieces=pieces)
+        with pytest.raises(DeflickerInputError, match="colour_window_scale must be a whole"):
+            FlickerFieldConfig(colour_window_scale=pieces)
     with pytest.raises(DeflickerInputError, match="has 5 frames but the clip has 24"):
         confidence_from_mask(torch.ones(5, H, W), T, (H, W))
     clip = panning_clip(T, H, W, 0.5)

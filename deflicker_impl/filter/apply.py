@@ -157,21 +157,46 @@ def apply_neural_filter(
         with phase("global colour"):
             return stabilise_global_colour(result, atlas_frames, cfg.global_window,
                                            shot_starts=shot_starts, strength=cfg.flicker.strength)
+    return apply_faithful_colour(frames, atlas_frames, raw, torch.cat(coarse), confidence, cfg,
+                                 shot_starts, result, chunk)
+
+
+def apply_faithful_colour(
+    frames: torch.Tensor,
+    atlas_frames: torch.Tensor,
+    filtered: torch.Tensor,
+    filtered_coarse: torch.Tensor,
+    confidence: AtlasConfidence,
+    config: FilterConfig,
+    shot_starts: list[int] | None = None,
+    out: torch.Tensor | None = None,
+    chunk: int | None = None,
+) -> torch.Tensor:
+    """Faithful colour from the network's raw output (flicker_field.py): frames, atlas_frames
+    [T,H,W,3]; filtered [T,H,W,3] (float32 in 0..1, or uint8), the network's output before any
+    colour pass; filtered_coarse [T,3,h,w], it at the field's fit size (coarse_frames of each
+    chunk). -> [T,H,W,3] float32 on the CPU (`out` receives it when given; it may be `frames`
+    or `filtered` itself). Apart from the network, this is the whole faithful part of the
+    stage, so a change to it can be measured on stored network outputs (bench/faithful_variants.py)."""
+    flt = config.flicker
+    t = frames.shape[0]
+    chunk = chunk or filter_chunk_frames(config, tuple(frames.shape[1:3]))
+    result = out if out is not None else torch.empty((t, *frames.shape[1:3], 3),
+                                                     dtype=torch.float32)
     fitted, measured, offset = measure_flicker_field(
-        frames, atlas_frames, torch.cat(coarse), confidence, cfg.flicker,
-        level_from_atlas=cfg.flicker.flicker_window == 0)
-    kept = keep_scene_light(measured, cfg.flicker.flicker_window, shot_starts,
-                            cfg.flicker.light_pieces)
-    if cfg.flicker.flicker_window > 0:
+        frames, atlas_frames, filtered_coarse, confidence, flt,
+        level_from_atlas=flt.flicker_window == 0)
+    kept = keep_scene_light(measured, flt.flicker_window, shot_starts, flt.light_pieces,
+                            flt.colour_window_scale)
+    if flt.flicker_window > 0:
         # With window 0 the whole correction is wanted (a seam's step is small but real).
-        kept = shrink_small_corrections(kept, cfg.flicker.noise_floor)
+        kept = shrink_small_corrections(kept, flt.noise_floor)
     flicker = FlickerField(fitted, measured, kept, offset)  # offset: with window 0 only
     for start in range(0, t, chunk):
         stop = min(t, start + chunk)
-        filtered = chunk_as_batch(raw, start, stop, "filtered", torch.device("cpu"),
-                                   torch.float32)
-        part = apply_flicker_correction(frames, filtered, flicker, confidence, cfg.flicker,
-                                        start, stop)
+        part = chunk_as_batch(filtered, start, stop, "filtered", torch.device("cpu"),
+                              torch.float32)
+        part = apply_flicker_correction(frames, part, flicker, confidence, flt, start, stop)
         result[start:stop] = part.permute(0, 2, 3, 1)
     return result
 
