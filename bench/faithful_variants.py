@@ -34,7 +34,7 @@ from deflicker_impl.evaluation.metrics import (
 
 from . import baselines
 from .deflicker_bench import mean_of
-from .generative_bench import GenInput, clip_inputs, seed_index
+from .generative_bench import GenInput, chosen_clips, clip_inputs, seed_index
 from .generative_data import SPLITS, load_generated_clip
 
 TUNING_SPLITS = ("dev", "extra")
@@ -168,11 +168,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--per-clip", action="store_true", help="also print every input's PSNR")
     args = p.parse_args(argv)
-    split = SPLITS[args.split]
-    args.clips = [c for c in (args.clips.split(",") if args.clips else split) if c]
-    unknown = [c for c in args.clips if c not in split]
-    if unknown:
-        raise SystemExit(f"--clips: unknown {', '.join(unknown)}; choose from {', '.join(split)}")
+    args.clips = chosen_clips(args.split, args.clips)
     args.variants = [("this release", {})] + [parse_variant(v) for v in args.variant]
     return args
 

@@ -355,6 +355,16 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chosen_clips(split: str, clips: str | None) -> list[str]:
+    """The clips of `--clips` (comma-separated; None: the whole split), or a one-line exit."""
+    names = SPLITS[split]
+    chosen = [c for c in (clips.split(",") if clips else names) if c]
+    unknown = [c for c in chosen if c not in names]
+    if unknown:
+        raise SystemExit(f"--clips: unknown {', '.join(unknown)}; choose from {', '.join(names)}")
+    return chosen
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.generative_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -381,11 +391,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "PipelineConfig.faithful()'s; 0 is the per-pixel change of an earlier "
                         "release)")
     args = p.parse_args(argv)
-    split = SPLITS[args.split]
-    args.clips = [c for c in (args.clips.split(",") if args.clips else split) if c]
-    unknown = [c for c in args.clips if c not in split]
-    if unknown:
-        raise SystemExit(f"--clips: unknown {', '.join(unknown)}; choose from {', '.join(split)}")
+    args.clips = chosen_clips(args.split, args.clips)
     if args.quick:
         args.clips, args.frames, args.long_side = args.clips[:1], 12, 128
     if args.methods is None:
