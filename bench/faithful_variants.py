@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import os
 import time
 from dataclasses import fields, replace
@@ -40,10 +41,12 @@ from .generative_data import SPLITS, load_generated_clip
 TUNING_SPLITS = ("dev", "extra")
 
 
-def stage_outputs(inp: GenInput, path: Path | None = None) -> dict:
+def stage_outputs(inp: GenInput, path: Path | None = None,
+                  filter_weights: str | os.PathLike | None = None) -> dict:
     """The atlas frames, shot starts, the filter network's raw output (full size and at the
-    field's fit size), the atlas confidence and the scoring's references of one input; read
-    from `path` when it is there, else computed (and stored there)."""
+    field's fit size; `filter_weights`: that file's network instead of the shipped one), the
+    atlas confidence and the scoring's references of one input; read from `path` when it is
+    there, else computed (and stored there)."""
     if path is not None and path.exists():
         return torch.load(path, weights_only=False)
     from deflicker_impl.atlas import AtlasConfig, fit_clip_atlas, render_atlas_frames
@@ -51,7 +54,7 @@ def stage_outputs(inp: GenInput, path: Path | None = None) -> dict:
     from deflicker_impl.filter.apply import filter_chunk, filter_chunk_frames, load_neural_filter
     from deflicker_impl.pipeline import PipelineConfig
 
-    cfg = PipelineConfig.faithful().filter
+    cfg = replace(PipelineConfig.faithful().filter, weights_path=filter_weights)
     torch.manual_seed(0)  # as the benchmark does before the method that fits the atlas
     atlas = fit_clip_atlas(inp.frames, AtlasConfig())
     atlas_frames = render_atlas_frames(atlas, dtype=torch.uint8)
@@ -166,6 +169,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--variant", action="append", default=[], metavar="NAME:FIELD=VALUE,...")
     p.add_argument("--cache", default=".benchcache", help="folder of the stored stage outputs")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--filter-weights", metavar="FILE",
+                   help="neural filter weights to store the outputs of (default: the shipped "
+                        "file); they get their own cache folder, named by the file's content")
     p.add_argument("--per-clip", action="store_true", help="also print every input's PSNR")
     args = p.parse_args(argv)
     args.clips = chosen_clips(args.split, args.clips)
@@ -173,10 +179,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def cache_folder(args: argparse.Namespace) -> Path:
+    """Where an input's stage outputs are stored: one folder per split, size and filter
+    weights (by the weights file's content, so a re-exported file is not mistaken for the
+    one stored)."""
+    name = f"faithful_{args.split}_{args.frames}f_{args.long_side}px"
+    if args.filter_weights:
+        digest = hashlib.sha256(Path(args.filter_weights).read_bytes()).hexdigest()[:12]
+        name += f"_filter_{digest}"
+    return Path(args.cache) / name
+
+
 def main(argv=None) -> list[str]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    cache = Path(args.cache) / f"faithful_{args.split}_{args.frames}f_{args.long_side}px"
+    cache = cache_folder(args)
     rows: dict[str, list[dict]] = {name: [] for name, _ in args.variants}
     t0 = time.perf_counter()
     for clip in args.clips:
@@ -184,7 +201,7 @@ def main(argv=None) -> list[str]:
         for inp in clip_inputs(clip, clean, seed_index(args.split, clip)):
             if inp.kind == "seam":
                 continue
-            stored = stage_outputs(inp, cache / f"{clip}_{inp.label}.pt")
+            stored = stage_outputs(inp, cache / f"{clip}_{inp.label}.pt", args.filter_weights)
             for name, settings in args.variants:
                 row = score(inp, stored, faithful_output(inp, stored, settings))
                 rows[name].append(row)

@@ -9,7 +9,13 @@ import torch
 from synthetic_clips import panning_clip
 
 from bench import generative_bench as gb
-from bench.faithful_variants import faithful_output, parse_args, parse_variant, stage_outputs
+from bench.faithful_variants import (
+    cache_folder,
+    faithful_output,
+    parse_args,
+    parse_variant,
+    stage_outputs,
+)
 from deflicker_impl.errors import DeflickerInputError
 
 
@@ -49,3 +55,15 @@ def test_a_variant_names_fields_of_the_flicker_config_and_the_held_out_half_is_r
         parse_args(["--split", "heldout"])
     assert [name for name, _ in parse_args(["--variant", "a:light_pieces=1"]).variants] == [
         "this release", "a"]
+
+
+def test_other_filter_weights_get_their_own_cache_folder(tmp_path):
+    shipped = parse_args(["--cache", str(tmp_path)])
+    copy = tmp_path / "mine.safetensors"
+    copy.write_bytes(b"not the shipped weights")
+    mine = parse_args(["--cache", str(tmp_path), "--filter-weights", str(copy)])
+    assert cache_folder(shipped) == tmp_path / "faithful_dev_32f_320px"
+    before = cache_folder(mine)
+    assert before.name.startswith("faithful_dev_32f_320px_filter_")
+    copy.write_bytes(b"re-exported")  # same name, new content: not the stored outputs
+    assert cache_folder(mine) != before
