@@ -35,7 +35,7 @@ from deflicker_impl.evaluation.metrics import (
 
 from . import baselines
 from .deflicker_bench import mean_of
-from .generative_bench import GenInput, chosen_clips, clip_inputs, seed_index
+from .generative_bench import GenInput, chosen_clips, clip_inputs, seed_index, summarize
 from .generative_data import SPLITS, load_generated_clip
 
 TUNING_SPLITS = ("dev", "extra")
@@ -97,40 +97,36 @@ def faithful_output(inp: GenInput, stored: dict, flicker_settings: dict) -> torc
     faithful = PipelineConfig.faithful()
     fcfg = replace(faithful.filter, flicker=replace(faithful.filter.flicker, **flicker_settings))
     torch.manual_seed(0)  # as the benchmark does before every method
-    out = apply_faithful_colour(inp.frames, stored["atlas_frames"], stored["filtered"].clone(),
+    out = apply_faithful_colour(inp.frames, stored["atlas_frames"], stored["filtered"],
                                 stored["filtered_coarse"], stored["confidence"], fcfg,
                                 stored["shot_starts"])
     return apply_local_refine(out, faithful.refine, shot_starts=stored["shot_starts"], out=out)
 
 
 def score(inp: GenInput, stored: dict, out: torch.Tensor) -> dict:
-    return {"clip": inp.clip, "kind": inp.kind, "label": inp.label,
-            "psnr": psnr(out, inp.reference),
+    """One row in generative_bench's layout (as its `ours`), with the clip-median match's PSNR."""
+    return {"clip": inp.clip, "kind": inp.kind, "label": inp.label, "window": inp.window,
+            "method": "ours", "psnr": psnr(out, inp.reference),
             "ewarp_ratio": warping_error(out, stored["reference"]) / stored["input_ewarp"],
             "ewarp_ratio_reliable": (warping_error(out, stored["reliable"])
                                      / stored["input_ewarp_reliable"]),
+            "clean_ewarp_ratio": None, "seconds_per_frame": None,
             "clipmedian_psnr": stored["clipmedian_psnr"], "input_psnr": stored["input_psnr"]}
 
 
 def summary_line(name: str, rows: list[dict]) -> str:
-    """One markdown row: the generative benchmark's faithful columns, per-W means, and the
-    synthetic inputs above the clip-median match."""
+    """One markdown row: the generative benchmark's faithful columns (generative_bench.summarize),
+    per-W means, and the synthetic inputs above the clip-median match."""
+    s = summarize(rows, ["ours"])["ours"]
     syn = [r for r in rows if r["kind"] == "synthetic"]
-    clean = [r["psnr"] for r in rows if r["kind"] == "clean"]
-    mild = [r for r in rows if r["kind"] == "mild"]
-
-    def mean(kind=None, label=None, key="psnr"):
-        return mean_of(r[key] for r in rows
-                       if (kind is None or r["kind"] == kind) and (label is None
-                                                                   or r["label"] == label))
-
     wins = sum(r["psnr"] > r["clipmedian_psnr"] for r in syn)
     gain = mean_of(r["psnr"] - r["clipmedian_psnr"] for r in syn)
-    cells = [f"{mean('synthetic'):.2f}", f"{mean('synthetic', key='ewarp_ratio'):.3f}",
-             f"{mean('synthetic', key='ewarp_ratio_reliable'):.3f}",
-             f"{mean_of(clean):.2f} ({min(clean):.2f})", f"{mean('step'):.2f}",
-             f"{mean('ramp'):.2f}", *(f"{mean(label=f'W={w}'):.2f}" for w in (1, 3, 10)),
-             f"{mean('mild'):.2f} ({sum(r['psnr'] < r['input_psnr'] for r in mild)})",
+    per_window = (mean_of(r["psnr"] for r in syn if r["window"] == w) for w in (1, 3, 10))
+    cells = [f"{s['synthetic_psnr']:.2f}", f"{s['synthetic_ewarp_ratio']:.3f}",
+             f"{s['synthetic_ewarp_ratio_reliable']:.3f}",
+             f"{s['clean_psnr']:.2f} ({s['clean_psnr_min']:.2f})", f"{s['step_psnr']:.2f}",
+             f"{s['ramp_psnr']:.2f}", *(f"{m:.2f}" for m in per_window),
+             f"{s['mild_psnr']:.2f} ({s['mild_worse_than_input']})",
              f"{wins}/{len(syn)} ({gain:+.2f})"]
     return f"| {name} | " + " | ".join(cells) + " |"
 
